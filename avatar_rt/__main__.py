@@ -1,0 +1,3 @@
+from avatar_rt.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""The mouth interior, shown inside the deformed inner-lip contour.
+
+Where the reference's own mouth was already open (a smile with teeth), those
+pixels are kept and move with the upper lip — the teeth belong to the skull.
+Newly opened area shows a shaded cavity with a tongue, and, for a reference
+with closed lips, a band of upper teeth. At rest the contour equals the
+reference's, so the frame is the reference unchanged.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from avatar_rt.avatar import landmarks as lm
+
+CAVITY_TOP_BGR = np.array([22, 18, 40], dtype=np.float32)
+CAVITY_BOTTOM_BGR = np.array([40, 36, 92], dtype=np.float32)
+TONGUE_BGR = (70, 74, 160)
+TEETH_BGR = (205, 214, 222)
+
+
+class MouthInterior:
+    def __init__(self, reference: np.ndarray, rest: np.ndarray, iod: float):
+        self.reference = reference
+        self.iod = iod
+        self.size = reference.shape[0]
+        self._upper = np.array(lm.LIPS_INNER_UPPER)
+        rest_poly = lm.inner_mouth_polygon(rest)
+        self._rest_poly = rest_poly
+        mask = np.zeros(reference.shape[:2], dtype=np.uint8)
+        cv2.fillPoly(mask, [np.round(rest_poly * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+        # The open reference mouth splits at the midline between the inner lips:
+        # the upper part (upper teeth) rides with the skull, the lower with the jaw.
+        ys = np.arange(reference.shape[0], dtype=np.float32)[:, None]
+        xs = np.arange(reference.shape[1], dtype=np.float32)
+        up, low = rest[list(lm.LIPS_INNER_UPPER)], rest[list(lm.LIPS_INNER_LOWER)]
+        mid = (np.interp(xs, up[:, 0], up[:, 1]) + np.interp(xs, low[:, 0], low[:, 1])) / 2
+        upper_half = ys < mid[None, :]
+        self._rest_masks = (np.where(upper_half, mask, 0).astype(np.uint8),
+                            np.where(upper_half, 0, mask).astype(np.uint8))
+        self._rest_area = float(cv2.contourArea(rest_poly.astype(np.float32)))
+        self._lower = np.array(lm.LIPS_INNER_LOWER)
+        self._rest_lips = (rest[self._upper], rest[self._lower])
+        mouth_w = float(np.linalg.norm(rest[lm.MOUTH_CORNERS[1]] - rest[lm.MOUTH_CORNERS[0]]))
+        self._synth_teeth = self._rest_area < 0.04 * mouth_w**2  # the reference shows no teeth of its own
+        self._margin = int(np.ceil(0.1 * iod)) + 2
+
+    def composite(self, frame: np.ndarray, points: np.ndarray) -> None:
+        poly = lm.inner_mouth_polygon(points)
+        area = float(cv2.contourArea(poly.astype(np.float32)))
+        if area <= self._rest_area + 1.0 and np.allclose(poly, self._rest_poly, atol=0.25):
+            return
+        x0, y0 = np.floor(poly.min(axis=0)).astype(int) - self._margin
+        x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + self._margin
+        x0, y0 = max(0, x0), max(0, y0)
+        x1, y1 = min(self.size, x1), min(self.size, y1)
+        if x1 <= x0 or y1 <= y0:
+            return
+        h, w = y1 - y0, x1 - x0
+        local = (poly - np.array([x0, y0])) * 16
+        mask = np.zeros((h, w), dtype=np.uint8)
+        cv2.fillPoly(mask, [np.round(local).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+        alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None] / 255.0
+
+        # Cavity: darker at the top, where the palate shadows it.
+        t = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None, None]
+        interior = np.broadcast_to(CAVITY_TOP_BGR + t * (CAVITY_BOTTOM_BGR - CAVITY_TOP_BGR), (h, w, 3)).copy()
+        lower_mid = points[lm.LIPS_INNER_LOWER[5]] - np.array([x0, y0])
+        upper_mid = points[lm.LIPS_INNER_UPPER[5]] - np.array([x0, y0])
+        opening = float(lower_mid[1] - upper_mid[1])
+        mouth_w = float(np.linalg.norm(points[lm.MOUTH_CORNERS[1]] - points[lm.MOUTH_CORNERS[0]]))
+        if opening > 2:
+            centre = (int(round(lower_mid[0] * 16)), int(round((lower_mid[1] - 0.15 * opening) * 16)))
+            axes = (int(round(0.3 * mouth_w * 16)), int(round(max(1.0, 0.28 * opening) * 16)))
+            cv2.ellipse(interior, centre, axes, 0, 180, 360, TONGUE_BGR, -1, cv2.LINE_AA, shift=4)
+        if self._synth_teeth and opening > 1:
+            upper = points[self._upper] - np.array([x0, y0])
+            depth = min(0.09 * self.iod, 0.45 * opening)
+            band = np.concatenate([upper, upper[::-1] + np.array([0, depth])])
+            cv2.fillPoly(interior, [np.round(band * 16).astype(np.int32)], TEETH_BGR, cv2.LINE_AA, shift=4)
+
+        # The reference's own open-mouth pixels: upper part with the upper lip, lower with the lower lip.
+        for lips, rest_lips, rest_mask in zip((self._upper, self._lower), self._rest_lips, self._rest_masks):
+            shift = (points[lips] - rest_lips).mean(axis=0)
+            m = np.float32([[1, 0, shift[0] - x0], [0, 1, shift[1] - y0]])
+            ref_patch = cv2.warpAffine(self.reference, m, (w, h), flags=cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_REPLICATE)
+            ref_alpha = cv2.warpAffine(rest_mask, m, (w, h), flags=cv2.INTER_LINEAR)
+            ref_alpha = ref_alpha.astype(np.float32)[..., None] / 255.0
+            interior = ref_alpha * ref_patch + (1 - ref_alpha) * interior
+
+        region = frame[y0:y1, x0:x1]
+        region[:] = (alpha * interior + (1 - alpha) * region).astype(np.uint8)

@@ -1,0 +1,248 @@
+"""End to end through a real browser: headless Chromium loads the web client,
+speaks a looped espeak-ng recording into its fake microphone, and watches the
+avatar answer over WebRTC.
+
+What is asserted is what a person at the page would notice: it connects, the
+video plays, the mouth moves with the speech and rests in the pauses, and the
+stats panel is fed by the server's `metrics` messages.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+SPEECH = (
+    "Hello there. I am a talking head, and I am reading this sentence aloud "
+    "so that my mouth opens and closes."
+)
+PAD_S = 1.5  # silence either side of the speech, so the looped file has clear pauses
+SAMPLE_MS = 80
+SAMPLE_FOR_MS = 8000
+# Mean absolute grey-level difference of the mouth box against the first sample:
+# its spread over the run must exceed this. A mouth that only breathes, blinks
+# and sways stays well under it (see the printed series on a failure).
+MOUTH_RANGE_MIN = 6.0
+
+_missing = []
+if not Path(CHROMIUM).exists():
+    _missing.append(f"{CHROMIUM} (Debian package chromium)")
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:
+    _missing.append("the Python package playwright (pip install -e .[dev])")
+if shutil.which("espeak-ng") is None:
+    _missing.append("espeak-ng (Debian package espeak-ng)")
+if _missing:
+    pytest.skip("browser test needs " + " and ".join(_missing), allow_module_level=True)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _speech_wav(path: Path) -> Path:
+    """espeak-ng speech as 48 kHz mono 16-bit, padded with silence both ends.
+
+    Chromium loops this file as the microphone, so the mouth should cycle
+    between talking and resting while the test watches.
+    """
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-s", "150", "-w", str(raw), SPEECH], check=True)
+    with wave.open(str(raw), "rb") as w:
+        rate, channels, width = w.getframerate(), w.getnchannels(), w.getsampwidth()
+        assert width == 2, f"espeak-ng wrote {8 * width}-bit audio"
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
+    pcm = pcm.reshape(-1, channels).mean(axis=1)
+    out_rate = 48000
+    # Linear interpolation is plenty for an upsample of band-limited speech.
+    t_out = np.arange(int(len(pcm) * out_rate / rate)) / out_rate
+    pcm = np.interp(t_out, np.arange(len(pcm)) / rate, pcm)
+    pcm *= 0.7 * 32767 / max(1.0, np.abs(pcm).max())
+    pad = np.zeros(int(PAD_S * out_rate))
+    pcm = np.concatenate([pad, pcm, pad]).round().astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(out_rate)
+        w.writeframes(pcm.tobytes())
+    raw.unlink()
+    return path
+
+
+# Runs inside the page. Draws the <video> into a canvas at its native size every
+# `intervalMs`, and reports for each sample the mean absolute grey difference of
+# the mouth box against the first sample, plus the playback counters.
+_SAMPLE_MOUTH_JS = """
+async ({box, intervalMs, durationMs}) => {
+  const video = document.getElementById("avatar");
+  const w = video.videoWidth, h = video.videoHeight;
+  const canvas = document.createElement("canvas");
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext("2d", {willReadFrequently: true});
+  const [x0, y0, x1, y1] = box.map(Math.round);
+  const grey = () => {
+    ctx.drawImage(video, 0, 0, w, h);
+    const d = ctx.getImageData(x0, y0, x1 - x0, y1 - y0).data;
+    const g = new Float32Array(d.length / 4);
+    for (let i = 0; i < g.length; i++) g[i] = 0.299 * d[4*i] + 0.587 * d[4*i+1] + 0.114 * d[4*i+2];
+    return g;
+  };
+  const first = grey();
+  const samples = [];
+  const t0 = performance.now();
+  while (performance.now() - t0 < durationMs) {
+    await new Promise((r) => setTimeout(r, intervalMs));
+    const g = grey();
+    let sum = 0;
+    for (let i = 0; i < g.length; i++) sum += Math.abs(g[i] - first[i]);
+    const m = window.avatarClient.metrics;
+    samples.push({
+      t: Math.round(performance.now() - t0),
+      diff: sum / g.length,
+      currentTime: video.currentTime,
+      frames: video.getVideoPlaybackQuality().totalVideoFrames,
+      speech: m ? m.speech : null,
+    });
+  }
+  return {width: w, height: h, samples};
+}
+"""
+
+
+def _inbound_audio_packets(page) -> int:
+    return page.evaluate(
+        """async () => {
+        let n = 0;
+        const stats = await window.avatarClient.pc.getStats();
+        stats.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "audio") n += s.packetsReceived; });
+        return n;
+    }"""
+    )
+
+
+def test_browser_session_speaks(server, tmp_path):
+    wav = _speech_wav(tmp_path / "speech.wav")
+    ARTIFACTS.mkdir(exist_ok=True)
+    console: list[str] = []
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--headless=new",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={wav}",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 600})
+            page.on("console", lambda m: console.append(f"[{m.type}] {m.text}"))
+            page.on("pageerror", lambda e: console.append(f"[pageerror] {e}"))
+            try:
+                _drive(page, server.base_url)
+            except BaseException:
+                print("browser console:\n  " + "\n  ".join(console or ["(empty)"]))
+                page.screenshot(path=str(ARTIFACTS / "browser.png"))
+                raise
+        finally:
+            browser.close()
+
+
+def _client(page) -> dict:
+    return page.evaluate(
+        """() => { const c = window.avatarClient;
+        return {state: c.state, sessionId: c.sessionId, session: c.session, metrics: c.metrics,
+                metricsCount: c.metricsCount, rttMs: c.rttMs, mic: c.mic, error: c.error}; }"""
+    )
+
+
+def _drive(page, base_url: str) -> None:
+    page.goto(base_url + "/")
+    page.wait_for_function("window.avatarClient && window.avatarClient.state === 'idle'")
+
+    # A real click, as a person would: it also counts as the user gesture that
+    # lets the browser play the avatar's voice.
+    page.click("#start")
+    try:
+        page.wait_for_function("window.avatarClient.state === 'connected'", timeout=30_000)
+    except Exception:
+        pytest.fail(f"page never reached 'connected': {_client(page)}")
+    c = _client(page)
+    assert c["mic"] == "on", c
+    assert c["error"] is None, c
+    session_id = c["sessionId"]
+    box = c["session"]["avatar"]["mouth_box"]
+    print(f"session {session_id}: size={c['session'].get('size')} fps={c['session'].get('fps')} mouth_box={box}")
+
+    page.wait_for_function(
+        """() => { const v = document.getElementById('avatar');
+        return v.videoWidth > 0 && v.currentTime > 0 && !v.paused; }""",
+        timeout=15_000,
+    )
+    res = page.evaluate(_SAMPLE_MOUTH_JS, {"box": box, "intervalMs": SAMPLE_MS, "durationMs": SAMPLE_FOR_MS})
+    samples = res["samples"]
+    diffs = [s["diff"] for s in samples]
+    print(f"video {res['width']}x{res['height']}, {len(samples)} samples")
+    print("mouth diff series: " + " ".join(f"{d:.1f}" for d in diffs))
+    print("server speech flag: " + "".join({True: "S", False: ".", None: "?"}[s["speech"]] for s in samples))
+
+    x0, y0, x1, y1 = box
+    assert 0 <= x0 < x1 <= res["width"] and 0 <= y0 < y1 <= res["height"], (box, res["width"], res["height"])
+
+    # The video plays: time and the decoded-frame count both move on.
+    first, last = samples[0], samples[-1]
+    elapsed = (last["t"] - first["t"]) / 1000
+    assert last["currentTime"] - first["currentTime"] > 0.8 * elapsed, (first, last)
+    decoded_fps = (last["frames"] - first["frames"]) / elapsed
+    print(f"decoded {last['frames'] - first['frames']} frames in {elapsed:.1f} s ({decoded_fps:.1f} fps)")
+    assert decoded_fps > 15, decoded_fps
+
+    # The mouth moves: open during speech, closed in the pauses.
+    spread = max(diffs) - min(diffs)
+    print(f"mouth diff spread {spread:.1f} (need > {MOUTH_RANGE_MIN})")
+    assert spread > MOUTH_RANGE_MIN, f"mouth barely moved: spread {spread:.2f}, series {diffs}"
+
+    # The stats panel is fed by the control datachannel.
+    c = _client(page)
+    print(f"metrics ({c['metricsCount']} messages): {json.dumps(c['metrics'])}; rtt {c['rttMs']} ms")
+    assert c["metricsCount"] >= 5, c
+    assert c["metrics"]["fps"] > 20, c["metrics"]
+    assert c["rttMs"] is not None and c["rttMs"] < 1000, c
+    assert page.text_content("#stat-fps") not in ("", "–")
+    assert page.text_content("#stat-rtt") not in ("", "–")
+
+    # The avatar's voice comes back down the audio transceiver.
+    assert _inbound_audio_packets(page) > 100
+
+    page.screenshot(path=str(ARTIFACTS / "browser.png"))
+
+    page.click("#stop")
+    page.wait_for_function("window.avatarClient.state === 'closed'")
+    page.wait_for_timeout(300)
+    assert _client(page)["error"] is None
+    try:
+        urllib.request.urlopen(f"{base_url}/v1/sessions/{session_id}", timeout=5)
+        pytest.fail(f"session {session_id} still exists after Stop")
+    except urllib.error.HTTPError as e:
+        assert e.code == 404, e.code
+        assert json.load(e)["error"]["code"] == "unknown_session"
