@@ -23,17 +23,17 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
-SPEECH = (
-    "Hello there. I am a talking head, and I am reading this sentence aloud "
-    "so that my mouth opens and closes."
-)
+# About 3.5 s of speech; with the padding the loop is ~6.5 s, so the 8 s of
+# sampling always spans both a spoken part and a silent one.
+SPEECH = "Hello there. I am a talking head, and this is my voice."
 PAD_S = 1.5  # silence either side of the speech, so the looped file has clear pauses
 SAMPLE_MS = 80
 SAMPLE_FOR_MS = 8000
 # Mean absolute grey-level difference of the mouth box against the first sample:
-# its spread over the run must exceed this. A mouth that only breathes, blinks
-# and sways stays well under it (see the printed series on a failure).
-MOUTH_RANGE_MIN = 6.0
+# its spread over the run must exceed this. Measured against the real server
+# with a silent microphone, idle sway and breathing alone spread it to ~8;
+# speech opening the mouth spreads it to ~35.
+MOUTH_RANGE_MIN = 18.0
 
 _missing = []
 if not Path(CHROMIUM).exists():

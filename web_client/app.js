@@ -131,8 +131,11 @@
       setMic("on", "Microphone on: speak and the avatar says it back.");
       return stream;
     } catch (e) {
-      const why = e.name === "NotAllowedError" ? "permission refused" : `unavailable (${e.name})`;
-      setMic(e.name === "NotAllowedError" ? "denied" : "unavailable", `Microphone ${why}; ${listenOnly}`);
+      const denied = e.name === "NotAllowedError" || e.name === "SecurityError";
+      const why = denied ? "Microphone permission refused"
+        : e.name === "NotFoundError" ? "No microphone found"
+        : `Microphone unavailable (${e.name})`;
+      setMic(denied ? "denied" : "unavailable", `${why}; ${listenOnly}`);
       return null;
     }
   }
@@ -226,9 +229,10 @@
 
   function describeSession(s) {
     const a = s.avatar || {};
-    ui.session.textContent =
-      `session ${s.session_id}` + (a.avatar_id ? ` · avatar ${a.avatar_id}` : "") +
-      (s.size ? ` · ${s.size}×${s.size}` : "") + (s.fps ? ` @ ${s.fps} fps` : "");
+    const video = s.size ? `${s.size}×${s.size}` + (s.fps ? ` @ ${s.fps} fps` : "") : "";
+    ui.session.textContent = [`session ${s.session_id}`, a.avatar_id && `avatar ${a.avatar_id}`, video]
+      .filter(Boolean)
+      .join("\n");
   }
 
   async function start() {

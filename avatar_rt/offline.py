@@ -1,0 +1,103 @@
+"""Offline rendering: the same pipeline as `serve`, driven by a file instead of a clock.
+
+The audio is decoded (any format PyAV reads), fed through the pipeline one frame
+slice at a time, and the frames are muxed with the original audio into an MP4.
+The pipeline's lookahead is flushed with silence at the end, so frame n shows
+the audio at n/fps exactly and the frame count is round(duration × fps).
+"""
+
+from __future__ import annotations
+
+import fractions
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import numpy as np
+
+from avatar_rt.audio.ingress import SAMPLE_RATE
+from avatar_rt.avatar.reference import Portrait
+from avatar_rt.errors import AvatarRtError
+from avatar_rt.pipeline import FramePipeline, frame_bounds
+
+
+def decode_audio(path: str | Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """→ (16 kHz mono int16 for the pipeline, original interleaved-as-planar float32 for muxing, its rate)."""
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError) as exc:
+        raise AvatarRtError(f"cannot open audio file {path}: {exc}", code="bad_audio") from exc
+    with container:
+        if not container.streams.audio:
+            raise AvatarRtError(f"{path} has no audio stream", code="bad_audio")
+        stream = container.streams.audio[0]
+        to16k = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        out_rate = stream.codec_context.sample_rate or 48_000
+        to_mux = av.AudioResampler(format="fltp", layout="mono", rate=out_rate)
+        pcm16, keep = [], []
+        for frame in container.decode(stream):
+            frame.pts = None
+            for f in to16k.resample(frame):
+                pcm16.append(f.to_ndarray().reshape(-1))
+            for f in to_mux.resample(frame):
+                keep.append(f.to_ndarray().reshape(-1))
+        for f in to16k.resample(None):
+            pcm16.append(f.to_ndarray().reshape(-1))
+        for f in to_mux.resample(None):
+            keep.append(f.to_ndarray().reshape(-1))
+    if not pcm16:
+        raise AvatarRtError(f"{path} contains no audio samples", code="bad_audio")
+    return np.concatenate(pcm16).astype(np.int16), np.concatenate(keep).astype(np.float32), out_rate
+
+
+def render_to_mp4(portrait: Portrait, audio_path: str | Path, out_path: str | Path, *, fps: float = 25.0,
+                  progress: Callable[[int, int], None] | None = None) -> int:
+    """Render `audio_path` spoken by `portrait` to an H.264/AAC MP4; returns the number of video frames."""
+    pcm16, original, rate = decode_audio(audio_path)
+    duration = len(pcm16) / SAMPLE_RATE
+    n_frames = max(1, int(round(duration * fps)))
+    pipeline = FramePipeline(portrait, fps)
+    total_steps = n_frames + pipeline.lookahead_frames
+    _, end = frame_bounds(total_steps - 1, fps)
+    padded = np.zeros(end, dtype=np.int16)
+    padded[: min(len(pcm16), end)] = pcm16[:end]
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fps_frac = fractions.Fraction(fps).limit_denominator(1001)
+    with av.open(str(out_path), mode="w", format="mp4") as container:
+        vstream = container.add_stream("libx264", rate=fps_frac)
+        vstream.width = vstream.height = portrait.size
+        vstream.pix_fmt = "yuv420p"
+        vstream.options = {"crf": "20", "preset": "veryfast"}
+        astream = container.add_stream("aac", rate=rate)
+        astream.layout = "mono"
+        written = 0
+        for step in range(total_steps):
+            start, stop = frame_bounds(step, fps)
+            out = pipeline.step(padded[start:stop])
+            if out is None:
+                continue
+            frame = av.VideoFrame.from_ndarray(out.image, format="bgr24")
+            frame.pts = out.index
+            frame.time_base = 1 / fps_frac
+            for packet in vstream.encode(frame):
+                container.mux(packet)
+            written += 1
+            if progress is not None:
+                progress(written, n_frames)
+        for packet in vstream.encode():
+            container.mux(packet)
+        # The original audio, untouched: frame n was made from the audio at n/fps.
+        keep = original[: int(round(n_frames / fps * rate))]
+        chunk = 1024
+        for i in range(0, len(keep), chunk):
+            aframe = av.AudioFrame.from_ndarray(keep[i:i + chunk].reshape(1, -1), format="fltp", layout="mono")
+            aframe.sample_rate = rate
+            aframe.pts = i
+            aframe.time_base = fractions.Fraction(1, rate)
+            for packet in astream.encode(aframe):
+                container.mux(packet)
+        for packet in astream.encode():
+            container.mux(packet)
+    return written

@@ -1,0 +1,119 @@
+"""One session's media pipeline on one clock: audio slice in → (video frame, paired audio) out.
+
+The media clock is the audio sample count: frame n covers samples
+[floor(n·sr/fps), floor((n+1)·sr/fps)), and its pts is n in a 1/fps time base.
+The motion model needs `lookahead_frames` of future audio, so the frame that
+comes out of step n is frame n − lookahead, paired with *its own* audio slice,
+which a delay line has held back exactly that long. Lips and voice therefore
+leave the pipeline together, whatever the lookahead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from avatar_rt.audio.ingress import SAMPLE_RATE
+from avatar_rt.audio.vad import SpeechDetector
+from avatar_rt.avatar.reference import Portrait
+from avatar_rt.motion.idle import IdleMotion
+from avatar_rt.motion.loudness_jaw import LoudnessJawModel
+from avatar_rt.motion.params import MotionParams
+from avatar_rt.render.renderer import PortraitRenderer
+from avatar_rt.rig.landmark_rig import LandmarkRig
+
+
+class MotionModel(Protocol):
+    """Streaming audio → motion. One `step` per video frame; output lags input by `lookahead_frames`."""
+
+    lookahead_frames: int
+
+    def reset(self) -> None: ...
+
+    def step(self, audio: np.ndarray, speech: bool) -> MotionParams: ...
+
+
+@dataclass
+class FrameTimings:
+    """Per-stage wall-clock stamps (time.monotonic), so latency can be attributed."""
+
+    audio_arrival: float | None = None  # when the newest sample of this frame's audio reached the server
+    tick: float = 0.0  # when the clock asked for this frame
+    motion_done: float = 0.0
+    render_done: float = 0.0
+    sent: float | None = None  # when the transport took the frame
+
+
+@dataclass
+class OutputFrame:
+    index: int  # frame number on the media clock; pts in a 1/fps time base
+    image: np.ndarray | None  # (size, size, 3) uint8 BGR; None when rendering was skipped to catch up
+    audio: np.ndarray  # int16 16 kHz mono: exactly this frame's slice of the timeline
+    speech: bool
+    params: MotionParams
+    timings: FrameTimings = field(default_factory=FrameTimings)
+
+
+def frame_bounds(n: int, fps: float, sample_rate: int = SAMPLE_RATE) -> tuple[int, int]:
+    """Sample range [start, end) of frame n on the media clock."""
+    return int(n * sample_rate // fps), int((n + 1) * sample_rate // fps)
+
+
+class FramePipeline:
+    """audio → VAD → motion model → idle behaviour → rig → renderer, one frame per call."""
+
+    def __init__(self, portrait: Portrait, fps: float = 25.0, *, motion_model: MotionModel | None = None,
+                 idle: IdleMotion | None = None, renderer: PortraitRenderer | None = None):
+        self.portrait = portrait
+        self.fps = fps
+        self.motion = motion_model or LoudnessJawModel()
+        self.idle = idle or IdleMotion(fps)
+        self.rig = LandmarkRig(portrait)
+        self.renderer = renderer or PortraitRenderer(portrait)
+        self.vad = SpeechDetector()
+        self._step = 0
+        # Audio (and its arrival time) waiting for its frame to come out of the motion model.
+        self._delay: deque[tuple[np.ndarray, float | None, bool]] = deque()
+
+    @property
+    def lookahead_frames(self) -> int:
+        return self.motion.lookahead_frames
+
+    @property
+    def lookahead_ms(self) -> float:
+        return 1000.0 * self.lookahead_frames / self.fps
+
+    def samples_for_step(self) -> int:
+        start, end = frame_bounds(self._step, self.fps)
+        return end - start
+
+    def step(self, audio: np.ndarray, arrival: float | None = None, *, render: bool = True,
+             tick: float | None = None) -> OutputFrame | None:
+        """Consume the next slice of the timeline (`samples_for_step()` samples).
+
+        Returns the frame `lookahead_frames` behind it, or None while the delay line fills.
+        """
+        timings = FrameTimings(tick=time.monotonic() if tick is None else tick)
+        expected = self.samples_for_step()
+        if len(audio) != expected:
+            raise ValueError(f"step {self._step} needs {expected} samples, got {len(audio)}")
+        audio = audio.astype(np.int16, copy=False)
+        speech = self.vad.push(audio)
+        params = self.motion.step(audio, speech)
+        self._delay.append((audio, arrival, speech))
+        self._step += 1
+        if len(self._delay) <= self.lookahead_frames:
+            return None
+        out_audio, out_arrival, out_speech = self._delay.popleft()
+        index = self._step - 1 - self.lookahead_frames
+        params = self.idle.apply(params, index, out_speech)
+        timings.audio_arrival = out_arrival
+        timings.motion_done = time.monotonic()
+        image = self.renderer.render(self.rig.pose(params)) if render else None
+        timings.render_done = time.monotonic()
+        return OutputFrame(index=index, image=image, audio=out_audio, speech=out_speech, params=params,
+                           timings=timings)

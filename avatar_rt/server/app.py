@@ -1,0 +1,205 @@
+"""The aiohttp application: the web client, the avatar and session API, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from aiortc import RTCSessionDescription
+
+from avatar_rt import __version__
+from avatar_rt.errors import AvatarRtError, ImageError, LimitError, NotFoundError
+from avatar_rt.server.avatars import AvatarStore
+from avatar_rt.server.session import Session
+
+log = logging.getLogger(__name__)
+
+WEB_CLIENT = Path(__file__).resolve().parents[2] / "web_client"
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_JSON_BYTES = 256 * 1024
+# A session that never receives an offer is reclaimed after this long.
+UNUSED_SESSION_TTL_S = 60.0
+
+
+@dataclass
+class ServerConfig:
+    avatar: Path
+    fps: float = 25.0
+    size: int = 512
+    max_sessions: int = 4
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except AvatarRtError as exc:
+        return web.json_response(exc.to_json(), status=exc.status)
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, "body_too_large", f"the request body is larger than {MAX_UPLOAD_BYTES // 2**20} MiB")
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json":
+            return _error(exc.status, exc.reason.lower().replace(" ", "_"), f"{exc.reason}: {request.path}")
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(500, "internal", "the server hit an unexpected error; other sessions are unaffected")
+
+
+async def _json_body(request: web.Request, *, required: bool) -> dict:
+    raw = await request.content.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
+        raise AvatarRtError(f"the JSON body is larger than {MAX_JSON_BYTES // 1024} KiB", code="body_too_large",
+                            status=413)
+    if not raw.strip():
+        if required:
+            raise AvatarRtError("a JSON body is required", code="bad_json")
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise AvatarRtError(f"the body is not valid JSON: {exc}", code="bad_json") from exc
+    if not isinstance(body, dict):
+        raise AvatarRtError("the JSON body must be an object", code="bad_json")
+    return body
+
+
+class AvatarServer:
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.avatars = AvatarStore(config.size)
+        self.default_avatar_id: str | None = None
+        self.sessions: dict[str, Session] = {}
+        self.started = time.time()
+
+    async def startup(self, app: web.Application) -> None:
+        avatar = await self.avatars.add(Path(self.config.avatar).read_bytes(), pinned=True)
+        self.default_avatar_id = avatar.avatar_id
+        log.info("default avatar %s ready (%s)", avatar.avatar_id, self.config.avatar)
+
+    async def shutdown(self, app: web.Application) -> None:
+        await asyncio.gather(*(s.close() for s in list(self.sessions.values())), return_exceptions=True)
+
+    def _session(self, request: web.Request) -> Session:
+        sid = request.match_info["session_id"]
+        session = self.sessions.get(sid)
+        if session is None:
+            raise NotFoundError(f"no session with id {sid[:64]!r}", code="unknown_session")
+        return session
+
+    # --- avatars ---------------------------------------------------------
+    async def create_avatar(self, request: web.Request) -> web.Response:
+        if request.content_type.startswith("multipart/"):
+            reader = await request.multipart()
+            data = b""
+            async for part in reader:
+                if part.name == "image":
+                    data = bytes(await part.read(decode=True))
+                    break
+            if not data:
+                raise ImageError('the multipart body has no "image" field', code="not_an_image", status=400)
+        else:
+            data = await request.read()
+        avatar = await self.avatars.add(data)
+        return web.json_response(avatar.describe(), status=201)
+
+    async def get_avatar(self, request: web.Request) -> web.Response:
+        return web.json_response(self.avatars.get(request.match_info["avatar_id"]).describe())
+
+    async def get_avatar_image(self, request: web.Request) -> web.Response:
+        avatar = self.avatars.get(request.match_info["avatar_id"])
+        return web.Response(body=avatar.jpeg, content_type="image/jpeg")
+
+    # --- sessions --------------------------------------------------------
+    async def create_session(self, request: web.Request) -> web.Response:
+        body = await _json_body(request, required=False)
+        avatar_id = body.get("avatar_id", self.default_avatar_id)
+        if not isinstance(avatar_id, str):
+            raise AvatarRtError('"avatar_id" must be a string', code="bad_json")
+        avatar = self.avatars.get(avatar_id)
+        if len(self.sessions) >= self.config.max_sessions:
+            raise LimitError(f"the server is at its limit of {self.config.max_sessions} sessions; try again later")
+        session = Session(avatar, self.config.fps)
+        self.sessions[session.session_id] = session
+        session.on_closed.append(lambda s: self.sessions.pop(s.session_id, None))
+        asyncio.get_running_loop().call_later(UNUSED_SESSION_TTL_S, self._reap_unused, session)
+        return web.json_response(session.describe(), status=201)
+
+    def _reap_unused(self, session: Session) -> None:
+        if session.state == "new":
+            asyncio.ensure_future(session.close())
+
+    async def get_session(self, request: web.Request) -> web.Response:
+        session = self._session(request)
+        return web.json_response({**session.describe(), "metrics": session.snapshot()})
+
+    async def offer(self, request: web.Request) -> web.Response:
+        session = self._session(request)
+        body = await _json_body(request, required=True)
+        sdp, kind = body.get("sdp"), body.get("type", "offer")
+        if not isinstance(sdp, str) or not sdp.lstrip().startswith("v=0"):
+            raise AvatarRtError('"sdp" must be an SDP offer (text starting with "v=0")', code="bad_offer")
+        if kind != "offer":
+            raise AvatarRtError('"type" must be "offer"', code="bad_offer")
+        answer = await session.answer(RTCSessionDescription(sdp=sdp, type="offer"))
+        return web.json_response({"sdp": answer.sdp, "type": answer.type})
+
+    async def delete_session(self, request: web.Request) -> web.Response:
+        await self._session(request).close()
+        return web.Response(status=204)
+
+    # --- health and metrics -----------------------------------------------
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({
+            "status": "ok",
+            "version": __version__,
+            "sessions": len(self.sessions),
+            "max_sessions": self.config.max_sessions,
+            "default_avatar": self.default_avatar_id,
+        })
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        return web.json_response({
+            "uptime_s": round(time.time() - self.started, 1),
+            "load1": load1,
+            "fps_target": self.config.fps,
+            "sessions": {sid: {"state": s.state, **s.snapshot()} for sid, s in self.sessions.items()},
+        })
+
+    async def index(self, request: web.Request) -> web.StreamResponse:
+        page = WEB_CLIENT / "index.html"
+        if not page.exists():
+            return web.Response(text="avatar_rt is running; the web client is not installed", content_type="text/plain")
+        return web.FileResponse(page)
+
+
+def create_app(config: ServerConfig) -> web.Application:
+    server = AvatarServer(config)
+    app = web.Application(client_max_size=MAX_UPLOAD_BYTES, middlewares=[error_middleware])
+    app["server"] = server
+    app.on_startup.append(server.startup)
+    app.on_shutdown.append(server.shutdown)
+    app.router.add_get("/", server.index)
+    if WEB_CLIENT.is_dir():
+        app.router.add_static("/web/", WEB_CLIENT)
+    app.router.add_get("/v1/health", server.health)
+    app.router.add_get("/v1/metrics", server.metrics)
+    app.router.add_post("/v1/avatars", server.create_avatar)
+    app.router.add_get("/v1/avatars/{avatar_id}", server.get_avatar)
+    app.router.add_get("/v1/avatars/{avatar_id}/image", server.get_avatar_image)
+    app.router.add_post("/v1/sessions", server.create_session)
+    app.router.add_get("/v1/sessions/{session_id}", server.get_session)
+    app.router.add_post("/v1/sessions/{session_id}/offer", server.offer)
+    app.router.add_delete("/v1/sessions/{session_id}", server.delete_session)
+    return app

@@ -1,0 +1,76 @@
+"""Prepared avatars, shared by every session that uses them.
+
+Analysis (face mesh, crop, warp tables) runs once per distinct image, off the
+event loop; sessions share the read-only result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import OrderedDict
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import cv2
+
+from avatar_rt.avatar.reference import Portrait, load_portrait
+from avatar_rt.errors import NotFoundError
+from avatar_rt.render.renderer import PortraitRenderer
+
+
+@dataclass(frozen=True)
+class Avatar:
+    avatar_id: str
+    portrait: Portrait
+    renderer: PortraitRenderer
+    jpeg: bytes
+
+    def describe(self) -> dict:
+        return {
+            "avatar_id": self.avatar_id,
+            "width": self.portrait.size,
+            "height": self.portrait.size,
+            "face_box": self.portrait.face_box(),
+            "mouth_box": self.portrait.mouth_box(),
+        }
+
+
+def prepare_avatar(data: bytes, size: int) -> Avatar:
+    portrait = load_portrait(data, size=size)
+    ok, jpeg = cv2.imencode(".jpg", portrait.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    avatar_id = hashlib.sha256(data).hexdigest()[:16] + f"-{size}"
+    return Avatar(avatar_id, portrait, PortraitRenderer(portrait), jpeg.tobytes() if ok else b"")
+
+
+class AvatarStore:
+    def __init__(self, size: int, executor: Executor | None = None, capacity: int = 32):
+        self.size = size
+        self._executor = executor
+        self._capacity = capacity
+        self._avatars: OrderedDict[str, Avatar] = OrderedDict()
+        self._pinned: set[str] = set()
+
+    async def add(self, data: bytes, *, pinned: bool = False) -> Avatar:
+        key = hashlib.sha256(data).hexdigest()[:16] + f"-{self.size}"
+        if key in self._avatars:
+            self._avatars.move_to_end(key)
+            return self._avatars[key]
+        loop = asyncio.get_running_loop()
+        avatar = await loop.run_in_executor(self._executor, prepare_avatar, data, self.size)
+        self._avatars[avatar.avatar_id] = avatar
+        if pinned:
+            self._pinned.add(avatar.avatar_id)
+        while len(self._avatars) > self._capacity:
+            oldest = next((k for k in self._avatars if k not in self._pinned), None)
+            if oldest is None:
+                break
+            self._avatars.pop(oldest)
+        return avatar
+
+    def get(self, avatar_id: str) -> Avatar:
+        try:
+            return self._avatars[avatar_id]
+        except KeyError:
+            raise NotFoundError(f"no avatar with id {avatar_id!r}; upload one with POST /v1/avatars",
+                                code="unknown_avatar") from None

@@ -1,0 +1,193 @@
+"""One client session: a peer connection, its audio ingress, and the frame loop that paces it.
+
+The frame loop is the session's clock. Every 1/fps seconds it takes exactly one
+frame's worth of audio from the jitter buffer (silence if none came), runs the
+pipeline on a worker thread, and hands the frame and its audio slice to the
+outgoing tracks. When the machine falls behind it skips rendering (the audio
+keeps flowing) until it is back on time, so latency never accumulates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from avatar_rt.audio.ingress import AudioIngress
+from avatar_rt.audio.jitter import AudioJitterBuffer
+from avatar_rt.errors import AvatarRtError
+from avatar_rt.pipeline import FramePipeline, OutputFrame
+from avatar_rt.server.avatars import Avatar
+from avatar_rt.server.control import ControlChannel
+from avatar_rt.server.metrics import SessionMetrics
+from avatar_rt.server.tracks import PipelineAudioTrack, PipelineVideoTrack
+
+log = logging.getLogger(__name__)
+
+# Past this much lateness the loop stops trying to catch up and re-anchors its clock.
+MAX_CATCH_UP_S = 1.0
+
+
+class Session:
+    def __init__(self, avatar: Avatar, fps: float):
+        self.session_id = uuid.uuid4().hex
+        self.avatar = avatar
+        self.fps = fps
+        self.state = "new"
+        self.created = time.monotonic()
+        self.pc = RTCPeerConnection()
+        self.metrics = SessionMetrics()
+        self.pipeline = FramePipeline(avatar.portrait, fps, renderer=avatar.renderer)
+        self.ingress = AudioIngress()
+        self.jitter = AudioJitterBuffer()
+        self.video = PipelineVideoTrack(fps, on_sent=self.metrics.frame_sent)
+        self.audio = PipelineAudioTrack()
+        self.control: ControlChannel | None = None
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"render-{self.session_id[:6]}")
+        self._tasks: set[asyncio.Task] = set()
+        self._closed = asyncio.Event()
+        self.on_closed: list = []
+
+    def describe(self) -> dict:
+        return {
+            "session_id": self.session_id,
+            "state": self.state,
+            "avatar": self.avatar.describe(),
+            "fps": self.fps,
+            "size": self.avatar.portrait.size,
+            "lookahead_ms": self.pipeline.lookahead_ms,
+        }
+
+    def snapshot(self) -> dict:
+        return {
+            **self.metrics.snapshot(),
+            "lookahead_ms": self.pipeline.lookahead_ms,
+            "jitter_buffer_ms": round(1000.0 * self.jitter.level_samples / 16000, 1),
+            "audio_underruns": self.jitter.underruns,
+        }
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def answer(self, offer: RTCSessionDescription) -> RTCSessionDescription:
+        if self.state != "new":
+            raise AvatarRtError("this session already has a connection; create a new session",
+                                code="offer_already_made", status=409)
+        self.state = "connecting"
+        pc = self.pc
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            # Every received track is read, even ones we do not use: an unread
+            # aiortc track buffers without bound.
+            self._spawn(self._consume(track))
+
+        @pc.on("datachannel")
+        def on_datachannel(channel) -> None:
+            if channel.label == "control" and self.control is None:
+                self.control = ControlChannel(channel, self.snapshot)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            log.info("session %s: connection %s", self.session_id[:8], pc.connectionState)
+            if pc.connectionState == "connected":
+                self.state = "connected"
+            elif pc.connectionState in ("failed", "closed"):
+                await self.close()
+
+        try:
+            await pc.setRemoteDescription(offer)
+        except Exception as exc:  # aiortc raises ValueError and friends on malformed SDP
+            self.state = "new"
+            raise AvatarRtError(f"the offer could not be applied: {exc}", code="bad_offer") from exc
+        kinds = {t.kind for t in pc.getTransceivers()}
+        if "video" not in kinds:
+            raise AvatarRtError("the offer has no video section; offer to receive video", code="bad_offer")
+        pc.addTrack(self.video)
+        if "audio" in kinds:
+            pc.addTrack(self.audio)
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+        self._spawn(self._frame_loop())
+        self._spawn(self._metrics_loop())
+        return pc.localDescription
+
+    async def _consume(self, track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if track.kind == "audio":
+                for chunk in self.ingress.push_frame(frame):
+                    self.jitter.push(chunk)
+
+    def _render_step(self, audio, arrival, render: bool, tick: float) -> tuple[OutputFrame | None, object]:
+        out = self.pipeline.step(audio, arrival, render=render, tick=tick)
+        if out is None or out.image is None:
+            return out, None
+        return out, PipelineVideoTrack.make_frame(out.image, out.index, self.fps)
+
+    async def _frame_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        period = 1.0 / self.fps
+        anchor = loop.time()
+        n = 0
+        try:
+            while not self._closed.is_set():
+                due = anchor + n * period
+                wait = due - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                late = loop.time() - due
+                if late > MAX_CATCH_UP_S:
+                    anchor = loop.time() - n * period
+                    late = 0.0
+                audio, arrival = self.jitter.pop(self.pipeline.samples_for_step())
+                render = late < 1.5 * period
+                out, video_frame = await loop.run_in_executor(
+                    self._worker, functools.partial(self._render_step, audio, arrival, render, time.monotonic()))
+                n += 1
+                if out is None:
+                    continue
+                self.metrics.speech = out.speech
+                self.audio.put(out.audio)
+                if video_frame is not None:
+                    self.video.put(video_frame, out.timings)
+                else:
+                    self.metrics.frames_dropped += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug here must end this session only, loudly
+            log.exception("session %s: frame loop failed", self.session_id[:8])
+            await self.close()
+
+    async def _metrics_loop(self) -> None:
+        while not self._closed.is_set():
+            await asyncio.sleep(1.0)
+            if self.control is not None:
+                self.control.push_metrics()
+
+    async def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self.state = "closed"
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+        with contextlib.suppress(Exception):
+            await self.pc.close()
+        self._worker.shutdown(wait=False, cancel_futures=True)
+        for callback in self.on_closed:
+            callback(self)

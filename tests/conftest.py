@@ -1,0 +1,134 @@
+"""Shared fixtures: a real server in a subprocess, and speech synthesized with espeak-ng."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningServer:
+    base_url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def json(self, method: str, path: str, body: bytes | dict | None = None,
+             content_type: str = "application/json") -> tuple[int, dict | None]:
+        """One HTTP call; returns (status, parsed JSON or None). Never raises on 4xx/5xx."""
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        req = urllib.request.Request(self.base_url + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                raw, status = resp.read(), resp.status
+        except urllib.error.HTTPError as err:
+            raw, status = err.read(), err.code
+        return status, (json.loads(raw) if raw else None)
+
+
+def start_server(log_name: str, *extra: str) -> RunningServer:
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = free_port()
+    log_path = ARTIFACTS / log_name
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "avatar_rt", "serve", "--port", str(port), *extra],
+        stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(url + "/v1/health", timeout=1) as resp:
+                if resp.status == 200:
+                    return RunningServer(url, proc, log_path)
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"server did not become healthy in 60 s:\n{log_path.read_text()}")
+
+
+def stop_server(server: RunningServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(scope="session")
+def server():
+    srv = start_server("server.log")
+    yield srv
+    stop_server(srv)
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path)) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+        if w.getnchannels() > 1:
+            pcm = pcm.reshape(-1, w.getnchannels())[:, 0]
+        return pcm.copy(), w.getframerate()
+
+
+def write_wav(path: Path, pcm: np.ndarray, rate: int) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.astype(np.int16).tobytes())
+
+
+def espeak(text: str, path: Path, voice: str = "en-us") -> tuple[np.ndarray, int]:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (the README test command installs it)")
+    subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], check=True)
+    return read_wav(path)
+
+
+def resample(pcm: np.ndarray, rate: int, target: int) -> np.ndarray:
+    if rate == target:
+        return pcm
+    t_out = np.arange(int(len(pcm) * target / rate)) * rate / target
+    return np.interp(t_out, np.arange(len(pcm)), pcm.astype(np.float64)).astype(np.int16)
+
+
+@pytest.fixture(scope="session")
+def speech_16k(tmp_path_factory) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """~10.5 s at 16 kHz: silence, a sentence, silence, a sentence, silence; with the speech spans in seconds."""
+    d = tmp_path_factory.mktemp("speech")
+    a, ra = espeak("Hello there, I am your avatar, and I speak whatever you say.", d / "a.wav")
+    b, rb = espeak("Watch my mouth move when I talk.", d / "b.wav")
+    a, b = resample(a, ra, 16000), resample(b, rb, 16000)
+    sil = lambda s: np.zeros(int(s * 16000), dtype=np.int16)  # noqa: E731
+    parts = [sil(1.5), a, sil(2.5), b, sil(1.5)]
+    spans, t = [], 0.0
+    for i, p in enumerate(parts):
+        if i % 2 == 1:
+            spans.append((t, t + len(p) / 16000))
+        t += len(p) / 16000
+    return np.concatenate(parts), spans
