@@ -31,6 +31,9 @@ SECOND_FACE_RATIO = 0.5
 # The crop is this many face heights on a side, so hair, neck and shoulders are in frame.
 CROP_FACE_HEIGHTS = 2.6
 DETECT_MAX_SIDE = 1280
+# decode_image enforces the limits above from the header, with a message that
+# names the size; Pillow's own bomb check would fire first with a vaguer one.
+Image.MAX_IMAGE_PIXELS = None
 
 DEFAULT_PORTRAIT = Path(__file__).resolve().parent.parent / "assets" / "astronaut_512.jpg"
 

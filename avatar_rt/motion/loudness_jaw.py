@@ -24,7 +24,7 @@ class LoudnessJawModel:
 
     lookahead_frames = 1
 
-    def __init__(self, *, attack: float = 0.65, release: float = 0.35, range_db: float = 30.0):
+    def __init__(self, *, attack: float = 0.65, release: float = 0.35, range_db: float = 24.0):
         self.attack = attack
         self.release = release
         self.range_db = range_db
@@ -46,15 +46,19 @@ class LoudnessJawModel:
         self._levels.append(level_db)
         self._speech.append(speech)
         # Track the noise floor during non-speech and the recent speech peak, so
-        # the mapping adapts to the microphone's gain.
+        # the mapping adapts to the microphone's gain. Digital silence must not
+        # drag the floor down to -120 dB, or every sound would open the jaw fully.
         if not speech:
-            self._noise_db += 0.05 * (min(level_db, -20.0) - self._noise_db)
+            self._noise_db += 0.05 * (float(np.clip(level_db, -70.0, -20.0)) - self._noise_db)
         else:
-            self._peak_db = max(level_db, self._peak_db - 0.05)
+            self._peak_db = max(level_db, self._peak_db - 0.02)
         centre_db = float(np.mean(self._levels))
-        floor = self._noise_db + 6.0
-        span = max(12.0, min(self.range_db, self._peak_db - floor))
-        target = float(np.clip((centre_db - floor) / span, 0.0, 1.0)) if any(self._speech) else 0.0
+        # Fully open at the speech peak, closed `range_db` below it (or at the
+        # noise floor if that is higher): syllables open, consonants and gaps close.
+        bottom = max(self._noise_db + 6.0, self._peak_db - self.range_db)
+        span = max(6.0, self._peak_db - bottom)
+        level = float(np.clip((centre_db - bottom) / span, 0.0, 1.0))
+        target = level**1.5 if any(self._speech) else 0.0
         rate = self.attack if target > self._open else self.release
         self._open += rate * (target - self._open)
         return MotionParams(jaw_open=self._open, lip_spread=0.15 * self._open)

@@ -1,0 +1,56 @@
+# Shared by scripts/serve.sh and scripts/test.sh: idempotent installs, so a fresh
+# machine and a warm one run the same commands.
+
+PYTHON_BIN="${PYTHON_BIN:-}"
+if [ -z "$PYTHON_BIN" ]; then
+  for candidate in python3.11 python3.12 python3; do
+    if command -v "$candidate" >/dev/null 2>&1; then PYTHON_BIN="$candidate"; break; fi
+  done
+fi
+
+log() { printf '\033[1m[avatar-rt]\033[0m %s\n' "$*" >&2; }
+
+# ensure_system_packages PKG...: install missing Debian packages (needs root or sudo).
+ensure_system_packages() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+      log "missing system packages: ${missing[*]} — install them as root (apt-get install ${missing[*]})"
+      return 1
+    fi
+  fi
+  log "installing system packages: ${missing[*]}"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# ensure_venv EXTRAS: .venv with the project installed (editable) and the given extras.
+# Reinstalls only when pyproject.toml or the extras changed.
+ensure_venv() {
+  local extras="${1:-}"
+  local spec="."
+  [ -n "$extras" ] && spec=".[$extras]"
+  local py_version
+  py_version=$("$PYTHON_BIN" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  case "$py_version" in
+    3.11|3.12) ;;
+    *) log "Python 3.11 or 3.12 is needed (found $PYTHON_BIN = $py_version); set PYTHON_BIN"; return 1 ;;
+  esac
+  if [ ! -x .venv/bin/python ]; then
+    log "creating .venv with $PYTHON_BIN ($py_version)"
+    "$PYTHON_BIN" -m venv .venv
+  fi
+  local stamp=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras:-base}"
+  if [ ! -f "$stamp" ]; then
+    log "installing Python dependencies ($spec) — the first time takes about a minute"
+    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e "$spec"
+    rm -f .venv/.installed-*
+    touch "$stamp"
+  fi
+}

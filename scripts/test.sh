@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Install what the tests need (system packages, the dev extras) and run the whole suite.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k loopback -s
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+# espeak-ng synthesizes the test speech; chromium is the browser the end-to-end test drives.
+ensure_system_packages espeak-ng chromium fonts-dejavu-core
+ensure_venv "dev"
+exec .venv/bin/python -m pytest -ra "$@"
