@@ -45,7 +45,11 @@ ensure_venv() {
     log "creating .venv with $PYTHON_BIN ($py_version)"
     "$PYTHON_BIN" -m venv .venv
   fi
-  local stamp=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras:-base}"
+  local hash
+  hash=$(sha256sum < pyproject.toml | cut -c1-16)
+  local stamp=".venv/.installed-$hash-${extras:-base}"
+  # Any install of the current pyproject.toml covers the base package (extras only add).
+  if [ -z "$extras" ] && compgen -G ".venv/.installed-$hash-*" >/dev/null; then return 0; fi
   if [ ! -f "$stamp" ]; then
     log "installing Python dependencies ($spec) — the first time takes about a minute"
     .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
