@@ -74,8 +74,12 @@ def _render(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from avatar_rt.avatar.reference import load_portrait
-    from avatar_rt.offline import render_to_mp4
+    from avatar_rt.offline import decode_audio, render_to_mp4
 
+    if not args.avatar.is_file():
+        print(f"avatar-rt: no such portrait: {args.avatar}", file=sys.stderr)
+        return 2
+    audio = decode_audio(args.audio)  # before the slow portrait analysis: bad audio fails fast
     portrait = load_portrait(args.avatar, size=args.size)
     bar = tqdm(unit="frame", desc="rendering", disable=args.no_progress)
 
@@ -83,7 +87,7 @@ def _render(args: argparse.Namespace) -> int:
         bar.total = total
         bar.update(done - bar.n)
 
-    frames = render_to_mp4(portrait, args.audio, args.output, fps=args.fps, progress=progress)
+    frames = render_to_mp4(portrait, audio, args.output, fps=args.fps, progress=progress)
     bar.close()
     print(f"wrote {args.output} ({frames} frames at {args.fps:g} fps)")
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fractions
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -21,13 +22,25 @@ from avatar_rt.errors import AvatarRtError
 from avatar_rt.pipeline import FramePipeline, frame_bounds
 
 
-def decode_audio(path: str | Path) -> tuple[np.ndarray, np.ndarray, int]:
-    """→ (16 kHz mono int16 for the pipeline, original interleaved-as-planar float32 for muxing, its rate)."""
+@dataclass(frozen=True)
+class DecodedAudio:
+    pcm16k: np.ndarray  # int16 mono at 16 kHz: what the pipeline hears
+    original: np.ndarray  # float32 mono at `rate`: what goes into the MP4
+    rate: int
+
+
+def decode_audio(path: str | Path) -> DecodedAudio:
+    """Decode any audio FFmpeg reads; every failure becomes one clear AvatarRtError."""
     try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError) as exc:
-        raise AvatarRtError(f"cannot open audio file {path}: {exc}", code="bad_audio") from exc
-    with container:
+        return _decode_audio(path)
+    except av.FFmpegError as exc:
+        raise AvatarRtError(f"cannot decode audio file {path}: {exc}", code="bad_audio") from exc
+    except OSError as exc:
+        raise AvatarRtError(f"cannot open audio file {path}: {exc.strerror or exc}", code="bad_audio") from exc
+
+
+def _decode_audio(path: str | Path) -> DecodedAudio:
+    with av.open(str(path)) as container:
         if not container.streams.audio:
             raise AvatarRtError(f"{path} has no audio stream", code="bad_audio")
         stream = container.streams.audio[0]
@@ -47,13 +60,13 @@ def decode_audio(path: str | Path) -> tuple[np.ndarray, np.ndarray, int]:
             keep.append(f.to_ndarray().reshape(-1))
     if not pcm16:
         raise AvatarRtError(f"{path} contains no audio samples", code="bad_audio")
-    return np.concatenate(pcm16).astype(np.int16), np.concatenate(keep).astype(np.float32), out_rate
+    return DecodedAudio(np.concatenate(pcm16).astype(np.int16), np.concatenate(keep).astype(np.float32), out_rate)
 
 
-def render_to_mp4(portrait: Portrait, audio_path: str | Path, out_path: str | Path, *, fps: float = 25.0,
+def render_to_mp4(portrait: Portrait, audio: DecodedAudio, out_path: str | Path, *, fps: float = 25.0,
                   progress: Callable[[int, int], None] | None = None) -> int:
-    """Render `audio_path` spoken by `portrait` to an H.264/AAC MP4; returns the number of video frames."""
-    pcm16, original, rate = decode_audio(audio_path)
+    """Render `audio` spoken by `portrait` to an H.264/AAC MP4; returns the number of video frames."""
+    pcm16, original, rate = audio.pcm16k, audio.original, audio.rate
     duration = len(pcm16) / SAMPLE_RATE
     n_frames = max(1, int(round(duration * fps)))
     pipeline = FramePipeline(portrait, fps)
@@ -63,9 +76,14 @@ def render_to_mp4(portrait: Portrait, audio_path: str | Path, out_path: str | Pa
     padded[: min(len(pcm16), end)] = pcm16[:end]
 
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        container = av.open(str(out_path), mode="w", format="mp4")
+    except (OSError, av.FFmpegError) as exc:
+        raise AvatarRtError(f"cannot write {out_path}: {getattr(exc, 'strerror', None) or exc}",
+                            code="bad_output") from exc
     fps_frac = fractions.Fraction(fps).limit_denominator(1001)
-    with av.open(str(out_path), mode="w", format="mp4") as container:
+    with container:
         vstream = container.add_stream("libx264", rate=fps_frac)
         vstream.width = vstream.height = portrait.size
         vstream.pix_fmt = "yuv420p"

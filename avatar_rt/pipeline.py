@@ -101,7 +101,7 @@ class FramePipeline:
         expected = self.samples_for_step()
         if len(audio) != expected:
             raise ValueError(f"step {self._step} needs {expected} samples, got {len(audio)}")
-        audio = audio.astype(np.int16, copy=False)
+        audio = np.array(audio, dtype=np.int16)  # a copy: the delay line must not alias the caller's buffer
         speech = self.vad.push(audio)
         params = self.motion.step(audio, speech)
         self._delay.append((audio, arrival, speech))
