@@ -4,6 +4,16 @@ Decoding is guarded (size is read from the header before any pixel is decoded),
 the face is found with MediaPipe Face Mesh (478 landmarks), the photo is cropped
 to a head-and-shoulders square around it and resized, and the landmarks are
 measured again on that crop so everything downstream works in output pixels.
+
+Face Mesh's own detector only finds faces that fill a good part of the frame.
+When it finds none, MediaPipe's full-range face detector looks again over the
+whole photo and overlapping tiles of it, and each face it finds is confirmed by
+running the mesh on a crop around it. So a small face is measured and refused
+as too small (not reported missing), and a face that is small in a large photo
+but big enough in pixels is still used.
+
+Refusals (FaceError, HTTP 422), each naming the problem and what to do:
+no_face, multiple_faces, face_too_small, face_in_profile.
 """
 
 from __future__ import annotations
@@ -23,14 +33,26 @@ from avatar_rt.errors import FaceError, ImageError, ImageTooLargeError
 MAX_IMAGE_SIDE = 8192
 MAX_IMAGE_PIXELS = 40_000_000
 MIN_INTER_OCULAR_PX = 20.0
-# Nose-tip offset from the eye midline, in inter-ocular units, past which the
-# face is too far turned for a frontal rig to animate believably.
+# Nose-tip offset from the eye midpoint along the eye line, in inter-ocular
+# units, past which the face is too far turned for a frontal rig to animate
+# believably. Measured on the bundled portrait turned in 3D (tests/test_reference.py):
+# frontal 0.02–0.05, 15° 0.13–0.17, 25° 0.27–0.29, 35° 0.35–0.36, 45° 0.42–0.49,
+# 60° 0.47–0.77; so this refuses heads turned past roughly 40°.
 MAX_FRONTAL_ASYMMETRY = 0.38
 # A second face at least this fraction of the main face's size makes the choice ambiguous.
 SECOND_FACE_RATIO = 0.5
 # The crop is this many face heights on a side, so hair, neck and shoulders are in frame.
 CROP_FACE_HEIGHTS = 2.6
 DETECT_MAX_SIDE = 1280
+# The fallback search for faces Face Mesh missed: tiles this many pixels on a
+# side (after downscaling), at every scale from the whole photo down to an
+# eighth of it; each found face is confirmed by the mesh on a crop this many
+# face boxes wide, resized to CONFIRM_SIDE.
+SEARCH_TILE = 384
+SEARCH_MIN_FRACTION = 1 / 8
+SEARCH_MAX_FACES = 4
+CONFIRM_CROP_BOXES = 3.0
+CONFIRM_SIDE = 384
 # decode_image enforces the limits above from the header, with a message that
 # names the size; Pillow's own bomb check would fire first with a vaguer one.
 Image.MAX_IMAGE_PIXELS = None
@@ -120,30 +142,139 @@ def detect_faces(rgb: np.ndarray) -> list[np.ndarray]:
     return faces
 
 
+_detector_lock = threading.Lock()
+_detector = None
+
+
+def detect_face_boxes(rgb: np.ndarray) -> list[tuple[float, np.ndarray]]:
+    """Faces of any size as (score, [x0, y0, x1, y1] in pixels of `rgb`), most confident first.
+
+    MediaPipe's full-range detector sees a 192-pixel view, so it runs on the
+    whole photo and on half-overlapping tiles at halving scales, down to tiles
+    an eighth of the photo's longer side; detections of one face from several
+    tiles are merged. Once a scale has found a face, one finer scale is still
+    searched (a second face half the size matters), no more.
+    """
+    global _detector
+    import mediapipe as mp
+
+    h, w = rgb.shape[:2]
+    found: list[tuple[float, np.ndarray]] = []
+    side = float(max(h, w))
+    found_at_coarser = False
+    with _detector_lock:
+        if _detector is None:
+            _detector = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
+        while True:
+            scale = min(1.0, SEARCH_TILE / side)
+            img = (cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+                   if scale < 1 else rgb)
+            ih, iw = img.shape[:2]
+            tile = min(SEARCH_TILE, max(ih, iw))
+            for y in _tile_starts(ih, tile):
+                for x in _tile_starts(iw, tile):
+                    view = np.ascontiguousarray(img[y:y + tile, x:x + tile])
+                    vh, vw = view.shape[:2]
+                    for det in _detector.process(view).detections or []:
+                        bb = det.location_data.relative_bounding_box
+                        box = np.array([x + bb.xmin * vw, y + bb.ymin * vh,
+                                        x + (bb.xmin + bb.width) * vw, y + (bb.ymin + bb.height) * vh]) / scale
+                        found.append((float(det.score[0]), box))
+            side /= 2
+            if side < SEARCH_TILE or side < SEARCH_MIN_FRACTION * max(h, w) or found_at_coarser:
+                break
+            found_at_coarser = bool(found)
+    found.sort(key=lambda f: -f[0])
+    kept: list[tuple[float, np.ndarray]] = []
+    for score, box in found:  # a face seen in several tiles (or half of it at a tile's edge) counts once
+        if all(_overlap(box, other) < 0.5 for _, other in kept):
+            kept.append((score, box))
+    return kept
+
+
+def _tile_starts(length: int, tile: int) -> list[int]:
+    return sorted(set(range(0, max(1, length - tile + 1), max(1, tile // 2))) | {max(0, length - tile)})
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over the smaller box's area."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return float(iw * ih / smaller) if smaller > 0 else 0.0
+
+
+def find_faces(rgb: np.ndarray) -> list[np.ndarray]:
+    """Every face as (478, 3) landmarks in pixels of `rgb`, largest first, small ones included.
+
+    Face Mesh on the whole photo first; if it finds nothing, the detector's
+    boxes, each confirmed by Face Mesh on an enlarged crop around it (a box the
+    mesh cannot confirm is not a face it could animate).
+    """
+    faces = detect_faces(rgb)
+    if faces:
+        return faces
+    h, w = rgb.shape[:2]
+    for _, box in detect_face_boxes(rgb)[:SEARCH_MAX_FACES]:
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        side = CONFIRM_CROP_BOXES * max(box[2] - box[0], box[3] - box[1])
+        x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+        x1, y1 = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            continue
+        scale = CONFIRM_SIDE / max(x1 - x0, y1 - y0)
+        crop = cv2.resize(rgb[y0:y1, x0:x1], (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))),
+                          interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+        candidates = detect_faces(crop)
+        if not candidates:
+            continue
+        centre = np.array([(cx - x0) * scale, (cy - y0) * scale])
+        pts = min(candidates, key=lambda p: float(np.linalg.norm(p[lm.NOSE_TIP, :2] - centre))).copy()
+        pts /= scale
+        pts[:, 0] += x0
+        pts[:, 1] += y0
+        if all(np.linalg.norm(pts[lm.NOSE_TIP, :2] - f[lm.NOSE_TIP, :2]) > 0.5 * lm.inter_ocular(f) for f in faces):
+            faces.append(pts)
+    faces.sort(key=lambda p: -lm.inter_ocular(p))
+    return faces
+
+
+def frontal_asymmetry(face: np.ndarray) -> float:
+    """How far the nose tip sits from the eye midpoint along the eye line, in inter-ocular units.
+
+    About 0 for a frontal face and growing with the head's turn (yaw); measured
+    along the eye line, so a tilted head (roll) is not mistaken for a turned one.
+    """
+    right, left = lm.eye_centers(face)
+    axis = (left - right)[:2]
+    iod = float(np.linalg.norm(axis))
+    return float(np.dot(face[lm.NOSE_TIP, :2] - (right + left)[:2] / 2, axis) / (iod * iod))
+
+
 def _check_face(faces: list[np.ndarray]) -> np.ndarray:
     if not faces:
-        raise FaceError("no face was found in the image; use a front-facing portrait with the face clearly visible",
+        raise FaceError("no face was found in the image; use a front-facing portrait with the face clearly "
+                        "visible (if the face is small in the photo, crop closer to it)",
                         code="no_face")
     face = faces[0]
     iod = lm.inter_ocular(face)
     if len(faces) > 1 and lm.inter_ocular(faces[1]) >= SECOND_FACE_RATIO * iod:
-        raise FaceError(f"{len(faces)} faces were found; use a portrait with exactly one person",
-                        code="multiple_faces")
+        raise FaceError(f"{len(faces)} faces were found; use a portrait with exactly one person, "
+                        "or crop the photo to one face", code="multiple_faces")
     if iod < MIN_INTER_OCULAR_PX:
         raise FaceError(f"the face is too small to animate ({iod:.0f} px between the eyes, at least "
-                        f"{MIN_INTER_OCULAR_PX:.0f} needed); use a closer or larger photo", code="face_too_small")
-    right, left = lm.eye_centers(face)
-    mid = (right + left) / 2
-    asymmetry = float((face[lm.NOSE_TIP, 0] - mid[0]) / iod)
+                        f"{MIN_INTER_OCULAR_PX:.0f} needed); crop the photo closer to the face or use a "
+                        "larger photo", code="face_too_small")
+    asymmetry = frontal_asymmetry(face)
     if abs(asymmetry) > MAX_FRONTAL_ASYMMETRY:
-        raise FaceError("the face is turned too far to the side; use a front-facing portrait",
-                        code="face_in_profile")
+        raise FaceError("the face is turned too far to the side (a profile or three-quarter view); use a "
+                        "portrait looking straight at the camera", code="face_in_profile")
     return face
 
 
 def analyze_portrait(rgb: np.ndarray, size: int = 512) -> Portrait:
     """Find the one face, crop a head-and-shoulders square around it, resize to `size`, re-measure."""
-    face = _check_face(detect_faces(rgb))
+    face = _check_face(find_faces(rgb))
     h, w = rgb.shape[:2]
     x0, y0 = face[:, :2].min(axis=0)
     x1, y1 = face[:, :2].max(axis=0)

@@ -30,13 +30,15 @@ class MouthInterior:
         self._rest_poly = rest_poly
         mask = np.zeros(reference.shape[:2], dtype=np.uint8)
         cv2.fillPoly(mask, [np.round(rest_poly * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-        # The open reference mouth splits at the midline between the inner lips:
-        # the upper part (upper teeth) rides with the skull, the lower with the jaw.
+        # An open reference mouth (a smile with teeth) splits where the upper
+        # teeth end: above rides with the skull, below with the jaw.
         ys = np.arange(reference.shape[0], dtype=np.float32)[:, None]
         xs = np.arange(reference.shape[1], dtype=np.float32)
         up, low = rest[list(lm.LIPS_INNER_UPPER)], rest[list(lm.LIPS_INNER_LOWER)]
-        mid = (np.interp(xs, up[:, 0], up[:, 1]) + np.interp(xs, low[:, 0], low[:, 1])) / 2
-        upper_half = ys < mid[None, :]
+        top = np.interp(xs, up[:, 0], up[:, 1])
+        bottom = np.interp(xs, low[:, 0], low[:, 1])
+        split = top + self._teeth_edge(reference, up, low) * (bottom - top)
+        upper_half = ys < split[None, :]
         self._rest_masks = (np.where(upper_half, mask, 0).astype(np.uint8),
                             np.where(upper_half, 0, mask).astype(np.uint8))
         self._rest_area = float(cv2.contourArea(rest_poly.astype(np.float32)))
@@ -46,7 +48,31 @@ class MouthInterior:
         self._synth_teeth = self._rest_area < 0.04 * mouth_w**2  # the reference shows no teeth of its own
         self._margin = int(np.ceil(0.1 * iod)) + 2
 
-    def composite(self, frame: np.ndarray, points: np.ndarray) -> None:
+    @staticmethod
+    def _teeth_edge(reference: np.ndarray, up: np.ndarray, low: np.ndarray) -> float:
+        """Where, from the upper inner lip (0) to the lower (1), the upper teeth end.
+
+        The gap between the rows is the darkest line across the open mouth; with
+        no clear gap (a smile showing only upper teeth) almost all of it is upper.
+        """
+        gray = cv2.cvtColor(reference, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        x_lo, x_hi = up[0, 0], up[-1, 0]
+        xs = np.linspace(x_lo + 0.2 * (x_hi - x_lo), x_hi - 0.2 * (x_hi - x_lo), 12)
+        ts = np.linspace(0.0, 1.0, 21)
+        top = np.interp(xs, up[:, 0], up[:, 1])
+        bottom = np.interp(xs, low[:, 0], low[:, 1])
+        if float(np.mean(bottom - top)) < 3.0:
+            return 0.5
+        sample_y = top[None, :] + ts[:, None] * (bottom - top)[None, :]
+        profile = cv2.remap(gray, np.broadcast_to(xs, sample_y.shape).astype(np.float32),
+                            sample_y.astype(np.float32), cv2.INTER_LINEAR).mean(axis=1)
+        window = (ts >= 0.3) & (ts <= 0.95)
+        t_dark = float(ts[window][np.argmin(profile[window])])
+        return t_dark if profile[window].min() < 0.75 * profile.max() else 0.9
+
+    def composite(self, frame: np.ndarray, points: np.ndarray, upper_teeth: np.ndarray, lower_teeth: np.ndarray,
+                  teeth_show: float = 0.0) -> None:
+        """`upper_teeth` ride with the skull and `lower_teeth` with the jaw (from the rig), not with the lips."""
         poly = lm.inner_mouth_polygon(points)
         area = float(cv2.contourArea(poly.astype(np.float32)))
         if area <= self._rest_area + 1.0 and np.allclose(poly, self._rest_poly, atol=0.25):
@@ -75,14 +101,17 @@ class MouthInterior:
             axes = (int(round(0.3 * mouth_w * 16)), int(round(max(1.0, 0.28 * opening) * 16)))
             cv2.ellipse(interior, centre, axes, 0, 180, 360, TONGUE_BGR, -1, cv2.LINE_AA, shift=4)
         if self._synth_teeth and opening > 1:
-            upper = points[self._upper] - np.array([x0, y0])
-            depth = min(0.09 * self.iod, 0.45 * opening)
-            band = np.concatenate([upper, upper[::-1] + np.array([0, depth])])
-            cv2.fillPoly(interior, [np.round(band * 16).astype(np.int32)], TEETH_BGR, cv2.LINE_AA, shift=4)
+            # A reference with closed lips has no teeth of its own to show: draw
+            # the upper row on the skull and the lower row on the jaw.
+            depth = (0.07 + 0.05 * teeth_show) * self.iod
+            for edge, sign in ((upper_teeth, 1.0), (lower_teeth, -1.0)):
+                e = edge - np.array([x0, y0])
+                band = np.concatenate([e - np.array([0, sign * 0.03 * self.iod]), e[::-1] + np.array([0, sign * depth])])
+                cv2.fillPoly(interior, [np.round(band * 16).astype(np.int32)], TEETH_BGR, cv2.LINE_AA, shift=4)
 
-        # The reference's own open-mouth pixels: upper part with the upper lip, lower with the lower lip.
-        for lips, rest_lips, rest_mask in zip((self._upper, self._lower), self._rest_lips, self._rest_masks):
-            shift = (points[lips] - rest_lips).mean(axis=0)
+        # The reference's own open-mouth pixels: the upper part with the skull, the lower with the jaw.
+        for teeth, rest_lips, rest_mask in zip((upper_teeth, lower_teeth), self._rest_lips, self._rest_masks):
+            shift = (teeth - rest_lips[1:-1]).mean(axis=0)
             m = np.float32([[1, 0, shift[0] - x0], [0, 1, shift[1] - y0]])
             ref_patch = cv2.warpAffine(self.reference, m, (w, h), flags=cv2.INTER_LINEAR,
                                        borderMode=cv2.BORDER_REPLICATE)

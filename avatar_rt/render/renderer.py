@@ -1,29 +1,64 @@
-"""Portrait renderer: rig pose → a finished frame (warp, mouth interior, eyelids)."""
+"""Portrait renderer: rig pose → a finished frame.
+
+Per frame: the backward map (warp.py) resamples the person layer and its alpha,
+which are composited over the still background plate; then the irises go back
+in at their gaze, the mouth interior fills the inner-lip contour, and the
+eyelids close over the eyes on a blink. Everything else is prepared once per
+portrait in the constructor.
+"""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
+from avatar_rt.avatar import landmarks as lm
 from avatar_rt.avatar.reference import Portrait
+from avatar_rt.render import layers
 from avatar_rt.render.eyes import EyelidBlink
+from avatar_rt.render.iris import IrisLayer
 from avatar_rt.render.mouth import MouthInterior
-from avatar_rt.render.warp import TriangleWarp
+from avatar_rt.render.warp import NECK_NONE_IOD, DenseWarp
 from avatar_rt.rig.landmark_rig import RigPose
+
+_IDENTITY = np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32)
 
 
 class PortraitRenderer:
-    """Everything here is prepared once per portrait; `render` is the per-frame work."""
-
     def __init__(self, portrait: Portrait):
         self.reference = portrait.image
+        self.size = portrait.size
         self.rest = portrait.landmarks[:, :2].astype(np.float32)
-        self.warp = TriangleWarp(self.rest, portrait.size)
-        self.mouth = MouthInterior(portrait.image, self.rest, portrait.inter_ocular)
-        self.eyelids = EyelidBlink(portrait.inter_ocular, portrait.size)
+        iod = portrait.inter_ocular
+        chin_y = float(self.rest[lm.CHIN, 1])
+        # Below this row nothing moves (w = 0 in the warp): the frame is the reference there.
+        self._moving_rows = int(min(self.size, np.ceil(chin_y + NECK_NONE_IOD * iod) + 1))
+        self.alpha = layers.person_alpha(self.reference)
+        background = layers.background_plate(self.reference, self.alpha, grow_px=max(2, int(0.12 * iod)))
+        background[self._moving_rows:] = self.reference[self._moving_rows:]
+        self.background = background
+        self.iris = IrisLayer(self.reference, self.rest)
+        self.source = self.iris.plate
+        self.warp = DenseWarp(self.rest, self.size, chin_y, iod)
+        self.mouth = MouthInterior(self.reference, self.rest, iod)
+        self.eyelids = EyelidBlink(iod, self.size)
+
+    def _at_rest(self, pose: RigPose) -> bool:
+        return (pose.blink_l <= 0.0 and pose.blink_r <= 0.0
+                and np.abs(pose.points - self.rest).max() < 1e-3
+                and np.abs(pose.head_affine - _IDENTITY).max() < 1e-6)
 
     def render(self, pose: RigPose) -> np.ndarray:
+        if self._at_rest(pose):
+            return self.reference.copy()
+        map_x, map_y = self.warp.backward_map(pose.warp_points, pose.head_affine)
+        rows = self._moving_rows
+        mx, my = map_x[:rows], map_y[:rows]
+        person = cv2.remap(self.source, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        alpha = cv2.remap(self.alpha, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         frame = self.reference.copy()
-        self.warp.warp(self.reference, self.rest, pose.warp_points, frame)
-        self.mouth.composite(frame, pose.warp_points)
+        frame[:rows] = cv2.blendLinear(person, self.background[:rows], alpha, 1.0 - alpha)
+        self.iris.composite(frame, pose.warp_points)
+        self.mouth.composite(frame, pose.warp_points, pose.upper_teeth, pose.lower_teeth, pose.teeth_show)
         self.eyelids.composite(frame, pose.warp_points, pose.points, pose.blink_r, pose.blink_l)
         return frame

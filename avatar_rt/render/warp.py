@@ -1,12 +1,19 @@
-"""Dense landmark-driven warp of the reference portrait (CPU, OpenCV remap).
+"""Dense warp of the portrait from the rig's landmark motion (CPU, OpenCV remap).
 
-Once per avatar: the face landmarks plus a ring of fixed anchors around the head
-are triangulated, and every pixel of the region of interest gets its triangle's
-three vertex ids and barycentric weights. Per frame: the landmark displacements
-are spread over the pixels with those weights (at half resolution — the field
-is piecewise linear, so bilinear upsampling loses almost nothing), inverted with
-one fixed-point step, and the reference is resampled with `cv2.remap`.
-Anchors never move, so the warped region meets the untouched frame without a seam.
+Every output pixel p gets a source position in the reference, in two parts:
+
+* the head's rigid motion, exactly inverted: q = p + w(p)·(A⁻¹p − p), where A is
+  the rig's 2D head affine and w is 1 over the head and hair, fading to 0 down
+  the neck, so hair and neck follow the head while the shoulders stay;
+* the face's own deformation, on top: src = q − D(q − D(q)), where D is the
+  forward displacement of the landmarks (brought back through A⁻¹) spread over
+  the pixels with barycentric weights precomputed once per avatar on the rest
+  mesh (landmarks plus a ring of still anchors around the face), evaluated at
+  half resolution (the field is piecewise linear) and inverted with one
+  fixed-point step.
+
+The person layer and its alpha are resampled with this map; the background
+plate never moves (renderer.py composites them).
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from avatar_rt.avatar import landmarks as lm
 
 RING_POINTS = 28
 RING_SCALE = 1.55  # anchor ellipse radius, in face half-extents
+NECK_FULL_IOD = 0.3  # hair and head follow fully down to this far below the chin …
+NECK_NONE_IOD = 1.4  # … and not at all from here down (the shoulders)
 
 
 def _triangulate(points: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray:
@@ -37,8 +46,8 @@ def _triangulate(points: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndar
     return np.array(tris, dtype=np.int32)
 
 
-class TriangleWarp:
-    """Precomputed piecewise-linear displacement spreading for one reference."""
+class LocalField:
+    """Barycentric spreading of landmark displacements over the face's region of interest."""
 
     def __init__(self, rest_points: np.ndarray, image_size: int):
         face = rest_points[: lm.NUM_FACE_LANDMARKS].astype(np.float64)
@@ -62,7 +71,6 @@ class TriangleWarp:
     def _precompute(self, vertices: np.ndarray) -> None:
         x0, y0, x1, y1 = self.roi
         w, h = x1 - x0, y1 - y0
-        # Half-resolution sample grid, in full-image coordinates.
         hw, hh = (w + 1) // 2, (h + 1) // 2
         ids = np.full((hh, hw), -1, dtype=np.int32)
         scaled = (vertices - np.array([x0, y0], dtype=np.float32)) / 2
@@ -70,8 +78,7 @@ class TriangleWarp:
             pts = np.round(scaled[tri] * 16).astype(np.int32)  # 4 fractional bits
             cv2.fillConvexPoly(ids, pts, int(t), lineType=cv2.LINE_8, shift=4)
         ys, xs = np.mgrid[0:hh, 0:hw].astype(np.float32)
-        px = xs * 2 + x0
-        py = ys * 2 + y0
+        px, py = xs * 2 + x0, ys * 2 + y0
         tri_ids = np.where(ids < 0, 0, ids)
         corners = vertices[self.triangles[tri_ids]]  # (hh, hw, 3, 2)
         a, b, c = corners[..., 0, :], corners[..., 1, :], corners[..., 2, :]
@@ -81,34 +88,57 @@ class TriangleWarp:
         den = np.where(np.abs(den) < 1e-9, 1e-9, den)
         wb = (v2x * v1[..., 1] - v1[..., 0] * v2y) / den
         wc = (v0[..., 0] * v2y - v2x * v0[..., 1]) / den
-        weights = np.stack([1 - wb - wc, wb, wc], axis=-1)
-        weights = np.clip(weights, -0.5, 1.5)
+        weights = np.clip(np.stack([1 - wb - wc, wb, wc], axis=-1), -0.5, 1.5)
         weights[ids < 0] = 0.0  # outside every triangle (only at the very border): no motion
-        self._vid = self.triangles[tri_ids].astype(np.int32)
-        self._w = weights.astype(np.float32)
-        self._size = (w, h)
-        gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-        self._grid = np.stack([gx, gy], axis=-1)
+        self.vertex_ids = self.triangles[tri_ids].astype(np.int32)  # (hh, hw, 3)
+        self.weights = weights.astype(np.float32)  # (hh, hw, 3)
+        self.size = (w, h)
 
-    def displacement(self, delta: np.ndarray) -> np.ndarray:
-        """Per-pixel forward displacement (h, w, 2) over the ROI from the moving points' deltas."""
+    def field(self, delta: np.ndarray) -> np.ndarray:
+        """Forward displacement (h, w, 2) over the ROI from the moving points' deltas (n, 2)."""
         full = np.zeros((len(self.vertices), 2), dtype=np.float32)
         full[: self.num_moving] = delta[: self.num_moving]
-        field = np.einsum("hwk,hwkc->hwc", self._w, full[self._vid], optimize=False)
-        return cv2.resize(field, self._size, interpolation=cv2.INTER_LINEAR)
+        half = np.einsum("hwk,hwkc->hwc", self.weights, full[self.vertex_ids], optimize=False)
+        return cv2.resize(half, self.size, interpolation=cv2.INTER_LINEAR)
 
-    def warp(self, reference: np.ndarray, rest: np.ndarray, moved: np.ndarray, out: np.ndarray) -> None:
-        """Write into `out` (a copy of the reference) the reference deformed from `rest` to `moved`."""
-        delta = (moved - rest).astype(np.float32)
-        if not np.any(np.abs(delta[: self.num_moving]) > 1e-3):
-            return
-        field = self.displacement(delta)
-        # Backward map: the source of output pixel p is p - D(p - D(p)), one
-        # fixed-point step towards the exact inverse of the forward field.
-        first = self._grid - field
-        field_at = cv2.remap(field, first[..., 0] - self.roi[0], first[..., 1] - self.roi[1],
-                             cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        src = self._grid - field_at
-        x0, y0, x1, y1 = self.roi
-        out[y0:y1, x0:x1] = cv2.remap(reference, src[..., 0], src[..., 1], cv2.INTER_LINEAR,
-                                      borderMode=cv2.BORDER_REPLICATE)
+
+class DenseWarp:
+    """Builds the per-frame backward map (output pixel → reference pixel)."""
+
+    def __init__(self, rest_points: np.ndarray, image_size: int, chin_y: float, iod: float):
+        self.size = image_size
+        self.rest = rest_points.astype(np.float32)
+        self.local = LocalField(self.rest, image_size)
+        ys = np.arange(image_size, dtype=np.float32)
+        t = (ys - (chin_y + NECK_FULL_IOD * iod)) / ((NECK_NONE_IOD - NECK_FULL_IOD) * iod)
+        t = np.clip(t, 0.0, 1.0)
+        self._head_w = (1.0 - t * t * (3 - 2 * t))[:, None].astype(np.float32)  # (size, 1)
+        self._gx, self._gy = np.meshgrid(np.arange(image_size, dtype=np.float32), ys)
+
+    def backward_map(self, warp_points: np.ndarray, head_affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = np.vstack([head_affine.astype(np.float64), [0.0, 0.0, 1.0]])
+        inv = np.linalg.inv(m)[:2]
+        gx, gy, w = self._gx, self._gy, self._head_w
+        # Rigid head part, exactly inverted, faded out down the neck.
+        map_x = gx + w * ((inv[0, 0] - 1.0) * gx + inv[0, 1] * gy + inv[0, 2])
+        map_y = gy + w * (inv[1, 0] * gx + (inv[1, 1] - 1.0) * gy + inv[1, 2])
+        # The face's own deformation, in the rest frame: where each landmark is
+        # once the head's motion is taken back out.
+        back = warp_points.astype(np.float64) @ inv[:, :2].T + inv[:, 2]
+        delta = (back - self.rest).astype(np.float32)
+        if np.abs(delta[: lm.NUM_FACE_LANDMARKS]).max() < 1e-3:
+            return map_x, map_y
+        field = self.local.field(delta)
+        x0, y0, x1, y1 = self.local.roi
+        # Output pixels whose rigid source falls in the ROI: the ROI's box moved by A.
+        corners = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]], dtype=np.float64) @ m[:2].T
+        bx0, by0 = np.maximum(np.floor(corners.min(axis=0)).astype(int) - 2, 0)
+        bx1, by1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + 2, self.size)
+        qx = map_x[by0:by1, bx0:bx1] - x0
+        qy = map_y[by0:by1, bx0:bx1] - y0
+        d1 = cv2.remap(field, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        d2 = cv2.remap(field, qx - d1[..., 0], qy - d1[..., 1], cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        map_x[by0:by1, bx0:bx1] -= d2[..., 0]
+        map_y[by0:by1, bx0:bx1] -= d2[..., 1]
+        return map_x, map_y

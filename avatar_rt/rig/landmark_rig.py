@@ -1,8 +1,14 @@
-"""The slice's rig: motion params → 2D positions of the reference's 478 landmarks.
+"""The rig: motion params → 3D positions of the reference's 478 landmarks → projected to pixels.
 
-Weights are derived from the reference's own geometry (where the mouth corners,
-chin and face edges are), so the same params move any face sensibly. The rig
-issue replaces this with a 3D rig on MediaPipe's canonical face.
+Order of operations, all in the face frame (see face_frame.py) until the last step:
+1. linear deformations: Σ v_k · B_k (lips, lids, brows, cheeks, gaze; basis.py);
+2. the jaw: a rotation about a hinge behind the cheeks, weighted so the chin and
+   lower lip go fully and the cheeks partly;
+3. lip press: inner lips meet at their midline wherever the jaw left them;
+4. back to pixels, then head pose in 3D about a pivot at the top of the neck
+   (yaw, pitch, roll, lean), translation, and an orthographic projection.
+Blinks are reported separately (`points` vs `warp_points`): the renderer draws
+the lid over the eye instead of warping pixels across it.
 """
 
 from __future__ import annotations
@@ -14,68 +20,127 @@ import numpy as np
 from avatar_rt.avatar import landmarks as lm
 from avatar_rt.avatar.reference import Portrait
 from avatar_rt.motion.params import MotionParams
+from avatar_rt.rig import basis as bs
+from avatar_rt.rig.face_frame import FaceFrame
 
-JAW_DROP_IOD = 0.32  # full jaw_open lowers the lower lip by this many inter-ocular distances
-SPREAD_IOD = 0.10  # full lip_spread moves each mouth corner outward this far
+JAW_MAX_RAD = 0.26  # jaw_open = 1: about a 20 mm opening at the incisors on an adult face
+HINGE = np.array([0.0, 0.45, 1.0])  # temporomandibular joint: below the eye line, well behind the face
+NECK_PIVOT = np.array([0.0, 2.0, 1.0])  # where the head turns: behind and below the chin
 
 
 @dataclass(frozen=True)
 class RigPose:
-    """Where the landmarks are in this frame."""
+    """Where everything is in this frame, in output pixels."""
 
-    points: np.ndarray  # (478, 2) float32, with eyelids closed by blinks
-    warp_points: np.ndarray  # (478, 2) float32, the same without eyelid closure (the warp leaves eyes to the lid layer)
+    points: np.ndarray  # (478, 2) landmarks, eyelids closed by blinks
+    warp_points: np.ndarray  # (478, 2) the same without the blinks (the warp leaves lids to the lid layer)
+    head_affine: np.ndarray  # (2, 3) the head's rigid motion as a 2D affine, for hair and neck
+    upper_teeth: np.ndarray  # (9, 2) edge of the upper teeth: rides with the skull
+    lower_teeth: np.ndarray  # (9, 2) edge of the lower teeth: rides with the jaw
     blink_r: float
     blink_l: float
-    jaw_open: float
+    teeth_show: float
+
+
+def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Image axes (x right, y down, z away): + yaw turns the nose to image right, + pitch tips it down,
+    + roll turns the face clockwise."""
+    cy, sy = np.cos(yaw), np.sin(yaw)
+    cp, sp = np.cos(pitch), np.sin(pitch)
+    cr, sr = np.cos(roll), np.sin(roll)
+    r_yaw = np.array([[cy, 0, -sy], [0, 1, 0], [sy, 0, cy]])
+    r_pitch = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+    r_roll = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    return r_roll @ r_pitch @ r_yaw
 
 
 class LandmarkRig:
     def __init__(self, portrait: Portrait):
-        p = portrait.landmarks.astype(np.float32)
-        self.rest = p[:, :2].copy()
-        self.iod = portrait.inter_ocular
-        corners = p[list(lm.MOUTH_CORNERS), :2]
-        corner_y = float(corners[:, 1].mean())
-        oval = p[list(lm.FACE_OVAL), :2]
-        cx = float(p[lm.NOSE_TIP, 0])
-        half_width = max(1.0, float(oval[:, 0].max() - oval[:, 0].min()) / 2)
-        # Jaw: everything below the mouth-corner line drops, fully a little
-        # below it, fading out towards the jaw angles near the ears.
-        below = np.clip((p[:, 1] - corner_y + 0.05 * self.iod) / (0.15 * self.iod), 0.0, 1.0)
-        across = np.clip((1.0 - np.abs(p[:, 0] - cx) / half_width) / 0.5, 0.0, 1.0)
-        self._jaw_w = (below * across).astype(np.float32)
-        self._jaw_w[lm.NUM_FACE_LANDMARKS:] = 0.0  # irises stay with the skull
-        # Spread: each corner pulls its neighbourhood outward.
-        spread = np.zeros_like(self.rest)
-        for idx in lm.MOUTH_CORNERS:
-            sign = 1.0 if p[idx, 0] > cx else -1.0
-            d2 = np.sum((self.rest - self.rest[idx]) ** 2, axis=1)
-            spread[:, 0] += sign * np.exp(-d2 / (2 * (0.35 * self.iod) ** 2))
-        self._spread = spread.astype(np.float32)
-        self._depth = (p[:, 2] - p[:, 2].mean()).astype(np.float32)
-        self._pivot = np.array([cx, float(p[lm.CHIN, 1]) + 0.6 * self.iod], dtype=np.float32)
-        self._lid_pairs = [
-            (np.array(lm.RIGHT_EYE_UPPER[1:-1]), np.array(lm.RIGHT_EYE_LOWER[1:-1]), "r"),
-            (np.array(lm.LEFT_EYE_UPPER[1:-1]), np.array(lm.LEFT_EYE_LOWER[1:-1]), "l"),
-        ]
+        points = portrait.landmarks.astype(np.float64)
+        self.rest = points[:, :2].astype(np.float32)
+        self.frame = FaceFrame.fit(points)
+        self.iod = self.frame.iod
+        self.face = self.frame.to_face(points)
+        self.basis = bs.RigBasis(self.face)
+        self._jaw_w = self._jaw_weights(self.face)
+        self._pivot = self.frame.to_pixels(NECK_PIVOT[None])[0]
+        # The 2D affine that hair and neck follow is fitted over the face's outline,
+        # which sits at the depth of the hair and ears (the nose, nearer the camera,
+        # moves more under yaw: that parallax is left to the face's own warp).
+        # The least-squares solve reduces to one precomputed pseudo-inverse.
+        self._rest_rigid = self.frame.to_pixels(self.face[list(lm.FACE_OVAL)])
+        design = np.hstack([self._rest_rigid[:, :2], np.ones((len(lm.FACE_OVAL), 1))])
+        self._affine_solver = np.linalg.pinv(design)  # (3, n)
+
+    @staticmethod
+    def _jaw_weights(face: np.ndarray) -> np.ndarray:
+        corner_y = float(face[[61, 291], 1].mean())
+        half_width = max(0.5, float(np.abs(face[list(lm.FACE_OVAL), 0]).max()))
+        below = np.clip((face[:, 1] - corner_y + 0.06) / 0.16, 0.0, 1.0)
+        across = np.clip((1.0 - np.abs(face[:, 0]) / half_width) / 0.5, 0.0, 1.0)
+        w = below * across
+        w[bs.LOWER_INNER] = 1.0
+        w[bs.LOWER_OUTER] = np.maximum(w[bs.LOWER_OUTER], 0.9)
+        w[bs.CORNERS] = 0.5
+        w[bs.IRISES] = 0.0
+        return w
+
+    def _jaw(self, face: np.ndarray, amount: float) -> np.ndarray:
+        if amount == 0.0:
+            return face
+        theta = amount * JAW_MAX_RAD
+        c, s = np.cos(theta), np.sin(theta)
+        rel = face - HINGE
+        rotated = rel.copy()
+        rotated[:, 1] = c * rel[:, 1] - s * rel[:, 2]
+        rotated[:, 2] = s * rel[:, 1] + c * rel[:, 2]
+        return face + self._jaw_w[:, None] * (rotated + HINGE - face)
+
+    @staticmethod
+    def _press(face: np.ndarray, amount: float) -> np.ndarray:
+        if amount <= 0.0:
+            return face
+        mid = (face[bs.UPPER_INNER, 1] + face[bs.LOWER_INNER, 1]) / 2
+        # The inner lips meet (never cross) at their midline; the outer lips come along.
+        up_shift = amount * np.maximum(mid - face[bs.UPPER_INNER, 1], 0.0)
+        low_shift = amount * np.minimum(mid - face[bs.LOWER_INNER, 1], 0.0)
+        out = face.copy()
+        out[bs.UPPER_INNER, 1] += up_shift
+        out[bs.UPPER_OUTER, 1] += up_shift
+        out[bs.LOWER_INNER, 1] += low_shift
+        out[bs.LOWER_OUTER, 1] += low_shift
+        return out
+
+    def _head(self, params: MotionParams) -> tuple[np.ndarray, np.ndarray]:
+        """The head's rigid motion in pixels: x ↦ R·s·(x − pivot) + pivot + t."""
+        r = rotation(params.head_yaw, params.head_pitch, params.head_roll) * (1.0 + params.head_scale)
+        t = np.array([params.head_tx, params.head_ty, 0.0]) * self.iod
+        return r, t
+
+    def _apply_head(self, pixels: np.ndarray, r: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return (pixels - self._pivot) @ r.T + self._pivot + t
 
     def pose(self, params: MotionParams) -> RigPose:
-        pts = self.rest.copy()
-        pts[:, 1] += params.jaw_open * JAW_DROP_IOD * self.iod * self._jaw_w
-        pts += params.lip_spread * SPREAD_IOD * self.iod * self._spread
-        # Head pose: small rotations; yaw and pitch shift points by their depth.
-        rel = pts - self._pivot
-        c, s = np.cos(params.head_roll), np.sin(params.head_roll)
-        rel = rel @ np.array([[c, s], [-s, c]], dtype=np.float32)
-        rel[:, 0] -= params.head_yaw * self._depth
-        rel[:, 1] -= params.head_pitch * self._depth
-        warp_points = rel + self._pivot
-        warp_points += np.array([params.head_tx, params.head_ty], dtype=np.float32) * self.iod
+        vector = params.to_vector()
+        face = self.face + self.basis.displacement(vector)
+        face = self._jaw(face, params.jaw_open)
+        face = self._press(face, params.lip_press)
+        r, t = self._head(params)
+        posed = self._apply_head(self.frame.to_pixels(face), r, t)
+        warp_points = posed[:, :2]
         points = warp_points.copy()
-        for upper, lower, side in self._lid_pairs:
-            blink = params.blink_r if side == "r" else params.blink_l
+        for (upper, lower), blink in ((bs.RIGHT_LIDS, params.blink_r), (bs.LEFT_LIDS, params.blink_l)):
             if blink > 0:
                 points[upper] += blink * (points[lower] - points[upper])
+        # Teeth: upper set fixed to the skull, lower set carried by the jaw alone.
+        upper_teeth = self._apply_head(self.frame.to_pixels(self.face[list(lm.LIPS_INNER_UPPER[1:-1])]), r, t)
+        jawed = self._jaw(self.face, params.jaw_open)[list(lm.LIPS_INNER_LOWER[1:-1])]
+        lower_teeth = self._apply_head(self.frame.to_pixels(jawed), r, t)
+        # The rigid part of the head's motion as a 2D affine (a projection of a 3D rotation is one, exactly,
+        # for points at one depth; fitted over the face it is the best such map).
+        moved_rigid = self._apply_head(self._rest_rigid, r, t)
+        head_affine = (self._affine_solver @ moved_rigid[:, :2]).T.astype(np.float32)
         return RigPose(points=points.astype(np.float32), warp_points=warp_points.astype(np.float32),
-                       blink_r=params.blink_r, blink_l=params.blink_l, jaw_open=params.jaw_open)
+                       head_affine=head_affine, upper_teeth=upper_teeth[:, :2].astype(np.float32),
+                       lower_teeth=lower_teeth[:, :2].astype(np.float32), blink_r=params.blink_r,
+                       blink_l=params.blink_l, teeth_show=params.teeth_show)
