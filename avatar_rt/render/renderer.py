@@ -9,7 +9,6 @@ portrait in the constructor.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from avatar_rt.avatar import landmarks as lm
@@ -18,7 +17,7 @@ from avatar_rt.render import layers
 from avatar_rt.render.eyes import EyelidBlink
 from avatar_rt.render.iris import IrisLayer
 from avatar_rt.render.mouth import MouthInterior
-from avatar_rt.render.warp import NECK_NONE_IOD, DenseWarp
+from avatar_rt.render.warp import NECK_NONE_IOD, CpuWarpBackend, DenseWarp, WarpBackend
 from avatar_rt.rig.landmark_rig import RigPose
 
 _IDENTITY = np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32)
@@ -40,6 +39,8 @@ class PortraitRenderer:
         self.iris = IrisLayer(self.reference, self.rest)
         self.source = self.iris.plate
         self.warp = DenseWarp(self.rest, self.size, chin_y, iod)
+        self.backend: WarpBackend = CpuWarpBackend(self.warp, self.source, self.alpha, self.background,
+                                                   self._moving_rows)
         self.mouth = MouthInterior(self.reference, self.rest, iod)
         self.eyelids = EyelidBlink(iod, self.size)
 
@@ -51,13 +52,8 @@ class PortraitRenderer:
     def render(self, pose: RigPose) -> np.ndarray:
         if self._at_rest(pose):
             return self.reference.copy()
-        map_x, map_y = self.warp.backward_map(pose.warp_points, pose.head_affine)
-        rows = self._moving_rows
-        mx, my = map_x[:rows], map_y[:rows]
-        person = cv2.remap(self.source, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        alpha = cv2.remap(self.alpha, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         frame = self.reference.copy()
-        frame[:rows] = cv2.blendLinear(person, self.background[:rows], alpha, 1.0 - alpha)
+        frame[: self.backend.rows] = self.backend.composite(pose.warp_points, pose.head_affine)
         self.iris.composite(frame, pose.warp_points)
         self.mouth.composite(frame, pose.warp_points, pose.upper_teeth, pose.lower_teeth, pose.teeth_show)
         self.eyelids.composite(frame, pose.warp_points, pose.points, pose.blink_r, pose.blink_l)

@@ -18,6 +18,8 @@ plate never moves (renderer.py composites them).
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import cv2
 import numpy as np
 
@@ -142,3 +144,32 @@ class DenseWarp:
         map_x[by0:by1, bx0:bx1] -= d2[..., 0]
         map_y[by0:by1, bx0:bx1] -= d2[..., 1]
         return map_x, map_y
+
+
+class WarpBackend(Protocol):
+    """Warps the person layer and composites it over the still background.
+
+    `composite` returns the top `rows` rows of the frame (below them nothing
+    moves); implementations: CpuWarpBackend (OpenCV) and OnnxWarpBackend
+    (an ONNX graph with GridSample, for ONNX Runtime or TensorRT).
+    """
+
+    rows: int
+
+    def composite(self, warp_points: np.ndarray, head_affine: np.ndarray) -> np.ndarray: ...
+
+
+class CpuWarpBackend:
+    def __init__(self, warp: DenseWarp, source: np.ndarray, alpha: np.ndarray, background: np.ndarray, rows: int):
+        self.warp = warp
+        self.rows = rows
+        self.source = source
+        self.alpha = alpha
+        self.background = background[:rows]
+
+    def composite(self, warp_points: np.ndarray, head_affine: np.ndarray) -> np.ndarray:
+        map_x, map_y = self.warp.backward_map(warp_points, head_affine)
+        mx, my = map_x[: self.rows], map_y[: self.rows]
+        person = cv2.remap(self.source, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        alpha = cv2.remap(self.alpha, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return cv2.blendLinear(person, self.background, alpha, 1.0 - alpha)
