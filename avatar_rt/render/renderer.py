@@ -17,7 +17,7 @@ from avatar_rt.render import layers
 from avatar_rt.render.eyes import EyelidBlink
 from avatar_rt.render.iris import IrisLayer
 from avatar_rt.render.mouth import MouthInterior
-from avatar_rt.render.warp import NECK_NONE_IOD, CpuWarpBackend, DenseWarp, WarpBackend
+from avatar_rt.render.warp import CpuWarpBackend, DenseWarp, WarpBackend
 from avatar_rt.rig.landmark_rig import RigPose
 
 _IDENTITY = np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32)
@@ -30,17 +30,12 @@ class PortraitRenderer:
         self.rest = portrait.landmarks[:, :2].astype(np.float32)
         iod = portrait.inter_ocular
         chin_y = float(self.rest[lm.CHIN, 1])
-        # Below this row nothing moves (w = 0 in the warp): the frame is the reference there.
-        self._moving_rows = int(min(self.size, np.ceil(chin_y + NECK_NONE_IOD * iod) + 1))
+        self.warp = DenseWarp(self.rest, self.size, chin_y, iod)
         self.alpha = layers.person_alpha(self.reference)
-        background = layers.background_plate(self.reference, self.alpha, grow_px=max(2, int(0.12 * iod)))
-        background[self._moving_rows:] = self.reference[self._moving_rows:]
-        self.background = background
+        self.background = layers.background_plate(self.reference, self.alpha, grow_px=max(2, int(0.12 * iod)))
         self.iris = IrisLayer(self.reference, self.rest)
         self.source = self.iris.plate
-        self.warp = DenseWarp(self.rest, self.size, chin_y, iod)
-        self.backend: WarpBackend = CpuWarpBackend(self.warp, self.source, self.alpha, self.background,
-                                                   self._moving_rows)
+        self.backend: WarpBackend = CpuWarpBackend(self.warp, self.source, self.alpha, self.background)
         self.mouth = MouthInterior(self.reference, self.rest, iod)
         self.eyelids = EyelidBlink(iod, self.size)
 

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import threading
+
 import cv2
 import numpy as np
+import scipy.sparse
 
 from avatar_rt.avatar import landmarks as lm
 
@@ -95,12 +98,18 @@ class LocalField:
         self.vertex_ids = self.triangles[tri_ids].astype(np.int32)  # (hh, hw, 3)
         self.weights = weights.astype(np.float32)  # (hh, hw, 3)
         self.size = (w, h)
+        self._half_shape = (hh, hw)
+        # The same weights as a sparse (pixels × vertices) matrix: the per-frame
+        # spreading is then one sparse product.
+        rows = np.repeat(np.arange(hh * hw), 3)
+        self._matrix = scipy.sparse.csr_matrix(
+            (self.weights.reshape(-1), (rows, self.vertex_ids.reshape(-1))), shape=(hh * hw, len(vertices)))
 
     def field(self, delta: np.ndarray) -> np.ndarray:
         """Forward displacement (h, w, 2) over the ROI from the moving points' deltas (n, 2)."""
         full = np.zeros((len(self.vertices), 2), dtype=np.float32)
         full[: self.num_moving] = delta[: self.num_moving]
-        half = np.einsum("hwk,hwkc->hwc", self.weights, full[self.vertex_ids], optimize=False)
+        half = (self._matrix @ full).reshape(*self._half_shape, 2).astype(np.float32, copy=False)
         return cv2.resize(half, self.size, interpolation=cv2.INTER_LINEAR)
 
 
@@ -114,16 +123,35 @@ class DenseWarp:
         ys = np.arange(image_size, dtype=np.float32)
         t = (ys - (chin_y + NECK_FULL_IOD * iod)) / ((NECK_NONE_IOD - NECK_FULL_IOD) * iod)
         t = np.clip(t, 0.0, 1.0)
-        self._head_w = (1.0 - t * t * (3 - 2 * t))[:, None].astype(np.float32)  # (size, 1)
-        self._gx, self._gy = np.meshgrid(np.arange(image_size, dtype=np.float32), ys)
+        head_w = 1.0 - t * t * (3 - 2 * t)
+        # Below the last row with any head weight nothing moves: maps cover only the rows above.
+        self.rows = int(min(image_size, np.nonzero(head_w > 0)[0].max() + 2)) if (head_w > 0).any() else 0
+        self._head_w = head_w[: self.rows].astype(np.float32)
+        self._ys = ys[: self.rows]
+        self._xs = np.arange(image_size, dtype=np.float32)
+        # Map buffers are reused frame to frame, one pair per thread (sessions
+        # sharing an avatar render on their own threads).
+        self._buffers = threading.local()
+
+    def _maps(self) -> tuple[np.ndarray, np.ndarray]:
+        bufs = getattr(self._buffers, "maps", None)
+        if bufs is None:
+            bufs = (np.empty((self.rows, self.size), np.float32), np.empty((self.rows, self.size), np.float32))
+            self._buffers.maps = bufs
+        return bufs
 
     def backward_map(self, warp_points: np.ndarray, head_affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Source coordinates (rows, size) for each output pixel of the top `rows` rows."""
         m = np.vstack([head_affine.astype(np.float64), [0.0, 0.0, 1.0]])
         inv = np.linalg.inv(m)[:2]
-        gx, gy, w = self._gx, self._gy, self._head_w
-        # Rigid head part, exactly inverted, faded out down the neck.
-        map_x = gx + w * ((inv[0, 0] - 1.0) * gx + inv[0, 1] * gy + inv[0, 2])
-        map_y = gy + w * (inv[1, 0] * gx + (inv[1, 1] - 1.0) * gy + inv[1, 2])
+        w, ys, xs = self._head_w, self._ys, self._xs
+        # Rigid head part, exactly inverted, faded out down the neck. Row by row
+        # the map is affine in x, so it is an outer product plus a column.
+        map_x, map_y = self._maps()
+        np.multiply((1.0 + w * (inv[0, 0] - 1.0)).astype(np.float32)[:, None], xs[None, :], out=map_x)
+        map_x += (w * (inv[0, 1] * ys + inv[0, 2])).astype(np.float32)[:, None]
+        np.multiply((w * inv[1, 0]).astype(np.float32)[:, None], xs[None, :], out=map_y)
+        map_y += (ys + w * ((inv[1, 1] - 1.0) * ys + inv[1, 2])).astype(np.float32)[:, None]
         # The face's own deformation, in the rest frame: where each landmark is
         # once the head's motion is taken back out.
         back = warp_points.astype(np.float64) @ inv[:, :2].T + inv[:, 2]
@@ -135,7 +163,8 @@ class DenseWarp:
         # Output pixels whose rigid source falls in the ROI: the ROI's box moved by A.
         corners = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]], dtype=np.float64) @ m[:2].T
         bx0, by0 = np.maximum(np.floor(corners.min(axis=0)).astype(int) - 2, 0)
-        bx1, by1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + 2, self.size)
+        bx1 = min(int(np.ceil(corners[:, 0].max())) + 2, self.size)
+        by1 = min(int(np.ceil(corners[:, 1].max())) + 2, self.rows)
         qx = map_x[by0:by1, bx0:bx1] - x0
         qy = map_y[by0:by1, bx0:bx1] - y0
         d1 = cv2.remap(field, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -160,16 +189,17 @@ class WarpBackend(Protocol):
 
 
 class CpuWarpBackend:
-    def __init__(self, warp: DenseWarp, source: np.ndarray, alpha: np.ndarray, background: np.ndarray, rows: int):
+    def __init__(self, warp: DenseWarp, source: np.ndarray, alpha: np.ndarray, background: np.ndarray):
         self.warp = warp
-        self.rows = rows
-        self.source = source
-        self.alpha = alpha
-        self.background = background[:rows]
+        self.rows = warp.rows
+        # Person and alpha travel together as one BGRA image: one remap instead of two.
+        alpha8 = np.clip(np.round(alpha * 255), 0, 255).astype(np.uint8)
+        self.source_bgra = np.dstack([source, alpha8])
+        self.background = np.ascontiguousarray(background[: self.rows])
 
     def composite(self, warp_points: np.ndarray, head_affine: np.ndarray) -> np.ndarray:
         map_x, map_y = self.warp.backward_map(warp_points, head_affine)
-        mx, my = map_x[: self.rows], map_y[: self.rows]
-        person = cv2.remap(self.source, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        alpha = cv2.remap(self.alpha, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        return cv2.blendLinear(person, self.background, alpha, 1.0 - alpha)
+        moved = cv2.remap(self.source_bgra, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0)
+        alpha = moved[..., 3].astype(np.float32) * (1.0 / 255.0)
+        return cv2.blendLinear(np.ascontiguousarray(moved[..., :3]), self.background, alpha, 1.0 - alpha)
