@@ -39,15 +39,36 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-sessions", type=int, default=4,
                        help="concurrent sessions before new ones are refused with 503 (default: 4)")
 
-    render = sub.add_parser("render", help="render an audio file spoken by a portrait to an MP4")
+    render = sub.add_parser(
+        "render", help="render an audio file spoken by a portrait to an MP4, or a contact sheet of its motions",
+        description="Render --audio spoken by the portrait to the MP4 -o; or, with --contact-sheet, write a PNG "
+                    "grid of the portrait in labelled poses (rest, jaw, lips, blink, head pose, brows, gaze).")
     render.add_argument("--avatar", type=Path, default=DEFAULT_PORTRAIT,
                         help="portrait image (default: the bundled astronaut)")
-    render.add_argument("--audio", type=Path, required=True, help="speech audio (WAV or anything FFmpeg reads)")
-    render.add_argument("-o", "--output", type=Path, required=True, help="output MP4 path")
+    render.add_argument("--audio", type=Path,
+                        help="speech audio (WAV or anything FFmpeg reads); required unless --contact-sheet")
+    render.add_argument("-o", "--output", type=Path, help="output MP4 path; required unless --contact-sheet")
+    render.add_argument("--contact-sheet", type=Path, metavar="OUT.png",
+                        help="write a PNG grid of labelled frames (one per motion setting) instead of a video")
     render.add_argument("--fps", type=_positive_fps, default=25.0, help="frame rate (default: 25)")
     render.add_argument("--size", type=_size, default=512, help="width and height in pixels (default: 512)")
     render.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
+    render.set_defaults(usage_error=render.error)
     return parser
+
+
+def _check_render_args(args: argparse.Namespace) -> None:
+    """--audio and -o go together, unless --contact-sheet is asked for instead (argparse usage errors, status 2)."""
+    if args.contact_sheet is not None:
+        if args.audio is not None or args.output is not None:
+            args.usage_error("--contact-sheet writes a still image: it takes no --audio or -o/--output")
+        if args.contact_sheet.suffix.lower() != ".png":
+            args.usage_error(f"--contact-sheet writes a PNG: name it *.png (got {args.contact_sheet})")
+        return
+    missing = [flag for flag, value in (("--audio", args.audio), ("-o/--output", args.output)) if value is None]
+    if missing:
+        args.usage_error(f"the following arguments are required: {', '.join(missing)} "
+                         "(or --contact-sheet OUT.png for a still contact sheet)")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -71,14 +92,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
+    if not args.avatar.is_file():
+        print(f"avatar-rt: no such portrait: {args.avatar}", file=sys.stderr)
+        return 2
+    if args.contact_sheet is not None:
+        return _contact_sheet(args)
+
     from tqdm import tqdm
 
     from avatar_rt.avatar.reference import load_portrait
     from avatar_rt.offline import decode_audio, render_to_mp4
 
-    if not args.avatar.is_file():
-        print(f"avatar-rt: no such portrait: {args.avatar}", file=sys.stderr)
-        return 2
     audio = decode_audio(args.audio)  # before the slow portrait analysis: bad audio fails fast
     portrait = load_portrait(args.avatar, size=args.size)
     bar = tqdm(unit="frame", desc="rendering", disable=args.no_progress)
@@ -93,8 +117,23 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _contact_sheet(args: argparse.Namespace) -> int:
+    from avatar_rt.avatar.reference import load_portrait
+    from avatar_rt.contact_sheet import DEFAULT_CASES, write_contact_sheet
+
+    if not args.contact_sheet.parent.is_dir():  # before the slow analysis
+        print(f"avatar-rt: cannot write {args.contact_sheet}: no such directory", file=sys.stderr)
+        return 2
+    portrait = load_portrait(args.avatar, size=args.size)
+    sheet = write_contact_sheet(portrait, args.contact_sheet, DEFAULT_CASES)
+    print(f"wrote {args.contact_sheet} ({len(DEFAULT_CASES)} frames, {sheet.shape[1]}×{sheet.shape[0]})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "render":
+        _check_render_args(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from avatar_rt.errors import AvatarRtError
 

@@ -35,9 +35,10 @@ MAX_IMAGE_PIXELS = 40_000_000
 MIN_INTER_OCULAR_PX = 20.0
 # Nose-tip offset from the eye midpoint along the eye line, in inter-ocular
 # units, past which the face is too far turned for a frontal rig to animate
-# believably. Measured on the bundled portrait turned in 3D (tests/test_reference.py):
-# frontal 0.02–0.05, 15° 0.13–0.17, 25° 0.27–0.29, 35° 0.35–0.36, 45° 0.42–0.49,
-# 60° 0.47–0.77; so this refuses heads turned past roughly 40°.
+# believably. Measured on the bundled portrait and its head turned in 3D by
+# tests/test_reference.py: frontal 0.01–0.03 (tilted ±30° included), turned
+# 15° 0.15–0.17, 30° about 0.34, 45° 0.45–0.53, 60° 0.62–0.83; so heads turned
+# past roughly 35–40° are refused.
 MAX_FRONTAL_ASYMMETRY = 0.38
 # A second face at least this fraction of the main face's size makes the choice ambiguous.
 SECOND_FACE_RATIO = 0.5

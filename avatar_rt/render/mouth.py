@@ -16,7 +16,7 @@ from avatar_rt.avatar import landmarks as lm
 
 CAVITY_TOP_BGR = np.array([22, 18, 40], dtype=np.float32)
 CAVITY_BOTTOM_BGR = np.array([40, 36, 92], dtype=np.float32)
-TONGUE_BGR = (70, 74, 160)
+TONGUE_BGR = (62, 64, 138)
 TEETH_BGR = (205, 214, 222)
 
 
@@ -109,6 +109,8 @@ class MouthInterior:
                 band = np.concatenate([e - np.array([0, sign * 0.03 * self.iod]), e[::-1] + np.array([0, sign * depth])])
                 cv2.fillPoly(interior, [np.round(band * 16).astype(np.int32)], TEETH_BGR, cv2.LINE_AA, shift=4)
 
+        # Soften the drawn shapes (inside a mouth nothing has a hard edge), then lay the real teeth on top.
+        interior = cv2.GaussianBlur(interior, (3, 3), 0)
         # The reference's own open-mouth pixels: the upper part with the skull, the lower with the jaw.
         for teeth, rest_lips, rest_mask in zip((upper_teeth, lower_teeth), self._rest_lips, self._rest_masks):
             shift = (teeth - rest_lips[1:-1]).mean(axis=0)

@@ -74,11 +74,17 @@ class LandmarkRig:
 
     @staticmethod
     def _jaw_weights(face: np.ndarray) -> np.ndarray:
-        corner_y = float(face[[61, 291], 1].mean())
+        """How much of the jaw's rotation each landmark takes: the lower lip and chin all of it,
+        the upper lip and everything above it none, the cheeks in between, fading out towards the ears."""
+        inner_upper = face[list(lm.LIPS_INNER_UPPER)]
+        order = np.argsort(inner_upper[:, 0])
+        lip_line = np.interp(face[:, 0], inner_upper[order, 0], inner_upper[order, 1])
         half_width = max(0.5, float(np.abs(face[list(lm.FACE_OVAL), 0]).max()))
-        below = np.clip((face[:, 1] - corner_y + 0.06) / 0.16, 0.0, 1.0)
+        below = np.clip((face[:, 1] - lip_line - 0.02) / 0.14, 0.0, 1.0)
         across = np.clip((1.0 - np.abs(face[:, 0]) / half_width) / 0.5, 0.0, 1.0)
         w = below * across
+        w[bs.UPPER_INNER] = 0.0
+        w[bs.UPPER_OUTER] = 0.0
         w[bs.LOWER_INNER] = 1.0
         w[bs.LOWER_OUTER] = np.maximum(w[bs.LOWER_OUTER], 0.9)
         w[bs.CORNERS] = 0.5
