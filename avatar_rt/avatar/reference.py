@@ -13,7 +13,7 @@ as too small (not reported missing), and a face that is small in a large photo
 but big enough in pixels is still used.
 
 Refusals (FaceError, HTTP 422), each naming the problem and what to do:
-no_face, multiple_faces, face_too_small, face_in_profile.
+no_face, multiple_faces, face_too_small, face_in_profile, face_rotated.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ MIN_INTER_OCULAR_PX = 20.0
 # 15° 0.15–0.17, 30° about 0.34, 45° 0.45–0.53, 60° 0.62–0.83; so heads turned
 # past roughly 35–40° are refused.
 MAX_FRONTAL_ASYMMETRY = 0.38
+# A head tilted further than this (a sideways or upside-down photo, usually) is
+# refused: the crop, the rig and the renderer all assume an upright face.
+MAX_TILT_DEGREES = 45.0
 # A second face at least this fraction of the main face's size makes the choice ambiguous.
 SECOND_FACE_RATIO = 0.5
 # The crop is this many face heights on a side, so hair, neck and shoulders are in frame.
@@ -252,6 +255,12 @@ def frontal_asymmetry(face: np.ndarray) -> float:
     return float(np.dot(face[lm.NOSE_TIP, :2] - (right + left)[:2] / 2, axis) / (iod * iod))
 
 
+def eye_line_angle(face: np.ndarray) -> float:
+    """The eye line's angle from horizontal in degrees (0 upright, ±90 a sideways photo, 180 upside down)."""
+    right, left = lm.eye_centers(face)
+    return float(np.degrees(np.arctan2(left[1] - right[1], left[0] - right[0])))
+
+
 def _check_face(faces: list[np.ndarray]) -> np.ndarray:
     if not faces:
         raise FaceError("no face was found in the image; use a front-facing portrait with the face clearly "
@@ -270,6 +279,11 @@ def _check_face(faces: list[np.ndarray]) -> np.ndarray:
     if abs(asymmetry) > MAX_FRONTAL_ASYMMETRY:
         raise FaceError("the face is turned too far to the side (a profile or three-quarter view); use a "
                         "portrait looking straight at the camera", code="face_in_profile")
+    tilt = eye_line_angle(face)
+    if abs(tilt) > MAX_TILT_DEGREES:
+        how = "sideways" if abs(tilt) < 135 else "upside down"
+        raise FaceError(f"the face is tilted {abs(tilt):.0f}° from upright (is the photo {how}?); rotate the "
+                        "photo so the face is upright", code="face_rotated")
     return face
 
 
