@@ -80,8 +80,11 @@ def test_sheet_is_a_grid_of_the_expected_size(sheet):
 
 def test_default_cases_cover_the_issue(sheet):
     names = " ".join(case.label for case in DEFAULT_CASES)
-    for needed in ("rest", "jaw_open", "lip_round", "lip_spread", "blink", "yaw -0.5", "yaw +0.5",
-                   "pitch -0.4", "pitch +0.4", "roll -0.4", "roll +0.4", "smile", "brows", "gaze"):
+    from avatar_rt.motion.params import PARAMS
+
+    ends = {p.name.removeprefix("head_"): (p.low, p.high) for p in PARAMS if p.group == "head"}
+    poses = [f"{name} {v:+g}" for name in ("yaw", "pitch", "roll") for v in ends[name]]
+    for needed in ("rest", "jaw_open", "lip_round", "lip_spread", "blink", *poses, "smile", "brows", "gaze"):
         assert needed in names, needed
     assert len({case.label for case in DEFAULT_CASES}) == len(DEFAULT_CASES), "two tiles share a label"
 

@@ -29,8 +29,8 @@ class ParamSpec(NamedTuple):
 
 PARAMS: tuple[ParamSpec, ...] = (
     # Head pose, applied in 3D about a pivot at the top of the neck, then projected.
-    ParamSpec("head_yaw", "head", -0.5, 0.5, "turn, rad; + turns the face towards image right"),
-    ParamSpec("head_pitch", "head", -0.4, 0.4, "nod, rad; + tips the chin down"),
+    ParamSpec("head_yaw", "head", -0.35, 0.35, "turn, rad (±20°, the range a single photo can turn convincingly); + turns the face towards image right"),
+    ParamSpec("head_pitch", "head", -0.3, 0.3, "nod, rad (±17°); + tips the chin down"),
     ParamSpec("head_roll", "head", -0.4, 0.4, "tilt, rad; + tilts clockwise in the image"),
     ParamSpec("head_tx", "head", -0.3, 0.3, "shift, IOD; + moves towards image right"),
     ParamSpec("head_ty", "head", -0.3, 0.3, "shift, IOD; + moves down"),

@@ -116,6 +116,9 @@ class LocalField:
 class DenseWarp:
     """Builds the per-frame backward map (output pixel → reference pixel)."""
 
+    # Fixed-point steps towards the exact inverse of the face's own deformation.
+    inverse_steps = 1
+
     def __init__(self, rest_points: np.ndarray, image_size: int, chin_y: float, iod: float):
         self.size = image_size
         self.rest = rest_points.astype(np.float32)
@@ -167,11 +170,12 @@ class DenseWarp:
         by1 = min(int(np.ceil(corners[:, 1].max())) + 2, self.rows)
         qx = map_x[by0:by1, bx0:bx1] - x0
         qy = map_y[by0:by1, bx0:bx1] - y0
-        d1 = cv2.remap(field, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        d2 = cv2.remap(field, qx - d1[..., 0], qy - d1[..., 1], cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        map_x[by0:by1, bx0:bx1] -= d2[..., 0]
-        map_y[by0:by1, bx0:bx1] -= d2[..., 1]
+        d = cv2.remap(field, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        for _ in range(self.inverse_steps):
+            d = cv2.remap(field, qx - d[..., 0], qy - d[..., 1], cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        map_x[by0:by1, bx0:bx1] -= d[..., 0]
+        map_y[by0:by1, bx0:bx1] -= d[..., 1]
         return map_x, map_y
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from avatar_rt.avatar import landmarks as lm
@@ -64,11 +65,23 @@ class LandmarkRig:
         self.basis = bs.RigBasis(self.face)
         self._jaw_w = self._jaw_weights(self.face)
         self._pivot = self.frame.to_pixels(NECK_PIVOT[None])[0]
+        # Under yaw and pitch the outline must move exactly like the hair around
+        # it (a 2D warp cannot show the far cheek being hidden), so depth
+        # parallax fades out towards the face outline: the outline turns as a
+        # flat card with the hair, the nose and eyes turn in relief inside it.
+        rest_pixels = self.frame.to_pixels(self.face)
+        oval = list(lm.FACE_OVAL)
+        self._card_z = float(rest_pixels[oval, 2].mean())
+        outline = rest_pixels[oval, :2].astype(np.float32)
+        inside = np.array([cv2.pointPolygonTest(outline, (float(x), float(y)), True)
+                           for x, y in rest_pixels[:, :2]])
+        t = np.clip(inside / (0.35 * self.iod), 0.0, 1.0)
+        self._relief = (t * t * (3 - 2 * t)).astype(np.float64)
         # The 2D affine that hair and neck follow is fitted over the face's outline,
         # which sits at the depth of the hair and ears (the nose, nearer the camera,
         # moves more under yaw: that parallax is left to the face's own warp).
         # The least-squares solve reduces to one precomputed pseudo-inverse.
-        self._rest_rigid = self.frame.to_pixels(self.face[list(lm.FACE_OVAL)])
+        self._rest_rigid = self._flatten(self.frame.to_pixels(self.face))[list(lm.FACE_OVAL)]
         design = np.hstack([self._rest_rigid[:, :2], np.ones((len(lm.FACE_OVAL), 1))])
         self._affine_solver = np.linalg.pinv(design)  # (3, n)
 
@@ -123,6 +136,11 @@ class LandmarkRig:
         t = np.array([params.head_tx, params.head_ty, 0.0]) * self.iod
         return r, t
 
+    def _flatten(self, pixels: np.ndarray) -> np.ndarray:
+        out = pixels.copy()
+        out[:, 2] = self._card_z + (pixels[:, 2] - self._card_z) * self._relief[: len(pixels)]
+        return out
+
     def _apply_head(self, pixels: np.ndarray, r: np.ndarray, t: np.ndarray) -> np.ndarray:
         return (pixels - self._pivot) @ r.T + self._pivot + t
 
@@ -132,16 +150,17 @@ class LandmarkRig:
         face = self._jaw(face, params.jaw_open)
         face = self._press(face, params.lip_press)
         r, t = self._head(params)
-        posed = self._apply_head(self.frame.to_pixels(face), r, t)
+        posed = self._apply_head(self._flatten(self.frame.to_pixels(face)), r, t)
         warp_points = posed[:, :2]
         points = warp_points.copy()
         for (upper, lower), blink in ((bs.RIGHT_LIDS, params.blink_r), (bs.LEFT_LIDS, params.blink_l)):
             if blink > 0:
                 points[upper] += blink * (points[lower] - points[upper])
         # Teeth: upper set fixed to the skull, lower set carried by the jaw alone.
-        upper_teeth = self._apply_head(self.frame.to_pixels(self.face[list(lm.LIPS_INNER_UPPER[1:-1])]), r, t)
-        jawed = self._jaw(self.face, params.jaw_open)[list(lm.LIPS_INNER_LOWER[1:-1])]
-        lower_teeth = self._apply_head(self.frame.to_pixels(jawed), r, t)
+        upper_idx, lower_idx = list(lm.LIPS_INNER_UPPER[1:-1]), list(lm.LIPS_INNER_LOWER[1:-1])
+        upper_teeth = self._apply_head(self._flatten(self.frame.to_pixels(self.face))[upper_idx], r, t)
+        jawed = self._jaw(self.face, params.jaw_open)
+        lower_teeth = self._apply_head(self._flatten(self.frame.to_pixels(jawed))[lower_idx], r, t)
         # The rigid part of the head's motion as a 2D affine (a projection of a 3D rotation is one, exactly,
         # for points at one depth; fitted over the face it is the best such map).
         moved_rigid = self._apply_head(self._rest_rigid, r, t)
