@@ -102,6 +102,7 @@ async def run_call(base_url: str, pcm_16k: np.ndarray, seconds: float,
         assert pc.connectionState == "connected"
         await asyncio.sleep(0.5)
         channel.send(json.dumps({"type": "ping", "id": 1, "t": 0}))
+        channel.send(json.dumps({"type": "subscribe", "motion": ["arkit", "visemes"]}))
         if during is not None:
             started = time.monotonic()
             await during()

@@ -107,3 +107,12 @@ def test_avatar_speaks_back_in_sync(server, speech_16k):
     metrics = [m for m in got["messages"] if m["type"] == "metrics"]
     assert metrics and metrics[-1]["fps"] > 20
     assert any(m["type"] == "error" and m["code"] == "bad_message" for m in got["messages"])
+
+    # 6. A 3D client that subscribed gets every frame's blendshapes, and the jaw moves with the speech.
+    motion = [m for m in got["messages"] if m["type"] == "motion"]
+    assert len(motion) > 0.9 * len(video), f"{len(motion)} motion messages for {len(video)} frames"
+    frames = [m["frame"] for m in motion]
+    assert frames == sorted(frames) and len(set(frames)) == len(frames)
+    jaw = np.array([m["arkit"]["jawOpen"] for m in motion])
+    assert len(motion[0]["arkit"]) == 52 and len(motion[0]["visemes"]) == 15
+    assert jaw.max() > 0.3 and np.median(jaw) < 0.2, "jawOpen should open in speech and rest in silence"

@@ -20,6 +20,8 @@ class ControlChannel:
     def __init__(self, channel: RTCDataChannel, snapshot: Callable[[], dict]):
         self.channel = channel
         self._snapshot = snapshot
+        # Per-frame motion for 3D clients, off until asked for: {"arkit", "visemes", "params"}.
+        self.motion_streams: set[str] = set()
         channel.on("message", self._on_message)
 
     @property
@@ -51,11 +53,37 @@ class ControlChannel:
         if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
             self.error("bad_message", 'a control message is a JSON object with a string "type"')
             return
-        handler = {"ping": self._ping, "metrics": lambda m: self.push_metrics()}.get(msg["type"])
+        handler = {"ping": self._ping, "metrics": lambda m: self.push_metrics(),
+                   "subscribe": self._subscribe}.get(msg["type"])
         if handler is None:
-            self.error("unknown_type", f"unknown message type {msg['type'][:64]!r}; known: ping, metrics")
+            self.error("unknown_type", f"unknown message type {msg['type'][:64]!r}; known: ping, metrics, subscribe")
             return
         handler(msg)
+
+    def _subscribe(self, msg: dict) -> None:
+        streams = msg.get("motion", [])
+        known = {"arkit", "visemes", "params"}
+        if not isinstance(streams, list) or not all(isinstance(x, str) and x in known for x in streams):
+            self.error("bad_message", f'"motion" must be a list drawn from {sorted(known)}')
+            return
+        self.motion_streams = set(streams)
+        self.send({"type": "subscribed", "motion": sorted(self.motion_streams)})
+
+    def push_motion(self, frame_index: int, fps: float, params) -> None:
+        """One frame's motion, in the forms the client subscribed to."""
+        if not self.motion_streams or not self.open:
+            return
+        from avatar_rt.motion import blendshapes
+
+        msg: dict = {"type": "motion", "frame": frame_index, "t": round(frame_index / fps, 4)}
+        if "arkit" in self.motion_streams:
+            msg["arkit"] = {k: round(v, 3) for k, v in blendshapes.arkit_weights(params).items()}
+            msg["head"] = {k: round(v, 4) for k, v in blendshapes.head_pose(params).items()}
+        if "visemes" in self.motion_streams:
+            msg["visemes"] = {k: round(v, 3) for k, v in blendshapes.viseme_weights(params).items()}
+        if "params" in self.motion_streams:
+            msg["params"] = [round(float(x), 4) for x in params.to_vector()]
+        self.send(msg)
 
     def _ping(self, msg: dict) -> None:
         reply = {"type": "pong", "server_time": time.time()}

@@ -160,6 +160,8 @@ class Session:
                 if out is None:
                     continue
                 self.metrics.speech = out.speech
+                if self.control is not None:
+                    self.control.push_motion(out.index, self.fps, out.params)
                 self.audio.put(out.audio)
                 if video_frame is not None:
                     self.video.put(video_frame, out.timings)
