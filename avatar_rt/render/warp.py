@@ -129,9 +129,9 @@ class DenseWarp:
         head_w = 1.0 - t * t * (3 - 2 * t)
         # Below the last row with any head weight nothing moves: maps cover only the rows above.
         self.rows = int(min(image_size, np.nonzero(head_w > 0)[0].max() + 2)) if (head_w > 0).any() else 0
-        self._head_w = head_w[: self.rows].astype(np.float32)
-        self._ys = ys[: self.rows]
-        self._xs = np.arange(image_size, dtype=np.float32)
+        self.head_w = head_w[: self.rows].astype(np.float32)
+        self.ys = ys[: self.rows]
+        self.xs = np.arange(image_size, dtype=np.float32)
         # Map buffers are reused frame to frame, one pair per thread (sessions
         # sharing an avatar render on their own threads).
         self._buffers = threading.local()
@@ -147,7 +147,7 @@ class DenseWarp:
         """Source coordinates (rows, size) for each output pixel of the top `rows` rows."""
         m = np.vstack([head_affine.astype(np.float64), [0.0, 0.0, 1.0]])
         inv = np.linalg.inv(m)[:2]
-        w, ys, xs = self._head_w, self._ys, self._xs
+        w, ys, xs = self.head_w, self.ys, self.xs
         # Rigid head part, exactly inverted, faded out down the neck. Row by row
         # the map is affine in x, so it is an outer product plus a column.
         map_x, map_y = self._maps()

@@ -57,7 +57,8 @@ def field_grid(size: tuple[int, int], half_shape: tuple[int, int]) -> np.ndarray
     return np.ascontiguousarray(grid[None].astype(np.float32))
 
 
-def avatar_inputs(warp: DenseWarp, source: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> dict[str, np.ndarray]:
+def avatar_inputs(warp: DenseWarp, source: np.ndarray, alpha: np.ndarray,
+                  background: np.ndarray) -> dict[str, np.ndarray]:
     """Every per-avatar graph input, computed once (names, dtypes and shapes as in engines/manifest.json)."""
     local = warp.local
     rows = warp.rows
@@ -68,9 +69,9 @@ def avatar_inputs(warp: DenseWarp, source: np.ndarray, alpha: np.ndarray, backgr
         "rest_points": np.ascontiguousarray(warp.rest, dtype=np.float32),
         "source": _nchw(source_bgra(source, alpha)),
         "background": _nchw(background[:rows]),
-        "grid_x": np.ascontiguousarray(warp._xs[None, :], dtype=np.float32),
-        "grid_y": np.ascontiguousarray(warp._ys[:, None], dtype=np.float32),
-        "head_w": np.ascontiguousarray(np.reshape(warp._head_w, (rows, 1)), dtype=np.float32),
+        "grid_x": np.ascontiguousarray(warp.xs[None, :], dtype=np.float32),
+        "grid_y": np.ascontiguousarray(warp.ys[:, None], dtype=np.float32),
+        "head_w": np.ascontiguousarray(np.reshape(warp.head_w, (rows, 1)), dtype=np.float32),
         "field_weights": np.ascontiguousarray(local.weights.transpose(2, 0, 1), dtype=np.float32),
         "field_vertex_ids": np.ascontiguousarray(local.vertex_ids.transpose(2, 0, 1), dtype=np.int64),
         "num_moving": np.array([local.num_moving], dtype=np.int64),
@@ -99,6 +100,12 @@ class OnnxWarpBackend:
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), sess_options=options,
                                             providers=list(providers) if providers else default_providers())
+        meta = self.session.get_modelmeta().custom_metadata_map
+        steps = getattr(warp, "inverse_steps", 1)
+        if int(meta.get("inverse_steps", -1)) != steps:
+            raise engines.EngineError(
+                f"{path} inverts the local field in {meta.get('inverse_steps', '?')} fixed-point steps, the warp in "
+                f"{steps}: rebuild it with `python -m export.warp_graph --inverse-steps {steps}`")
         expected = {i.name for i in self.session.get_inputs()}
         missing = expected - set(self._avatar) - {"warp_points", "head_affine"}
         if missing:

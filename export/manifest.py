@@ -1,0 +1,64 @@
+"""Writes entries of engines/manifest.json (read back, with hash checks, by avatar_rt/engines.py).
+
+One entry per shipped model, keyed by name; an exporter replaces its own entry
+and leaves the others alone. Inputs and outputs are read from the ONNX file
+itself, so the manifest cannot disagree with the graph it describes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import onnx
+
+ENGINES_DIR = Path(__file__).resolve().parents[1] / "engines"
+MANIFEST = ENGINES_DIR / "manifest.json"
+FORMAT = 1
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _tensor_spec(value: onnx.ValueInfoProto) -> dict:
+    t = value.type.tensor_type
+    shape = [d.dim_param if d.HasField("dim_param") else int(d.dim_value) for d in t.shape.dim]
+    return {
+        "name": value.name,
+        "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name,
+        "shape": shape,
+        "doc": value.doc_string,
+    }
+
+
+def entry_for(model_path: Path, name: str, version: str, description: str) -> dict:
+    model = onnx.load(str(model_path))
+    opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    return {
+        "name": name,
+        "version": version,
+        "file": model_path.name,
+        "sha256": sha256(model_path),
+        "bytes": model_path.stat().st_size,
+        "opset": opset,
+        "metadata": {prop.key: prop.value for prop in model.metadata_props},
+        "inputs": [_tensor_spec(v) for v in model.graph.input],
+        "outputs": [_tensor_spec(v) for v in model.graph.output],
+        "description": description,
+    }
+
+
+def update(entry: dict, manifest: Path = MANIFEST) -> None:
+    data = {"format": FORMAT, "engines": {}}
+    if manifest.exists():
+        data = json.loads(manifest.read_text())
+        data.setdefault("engines", {})
+    data["engines"][entry["name"]] = entry
+    data["engines"] = dict(sorted(data["engines"].items()))
+    manifest.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
