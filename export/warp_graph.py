@@ -64,6 +64,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from avatar_rt.render.warp import DenseWarp
 from export import manifest
 
 OPSET = 17
@@ -74,7 +75,7 @@ STILL_THRESHOLD = 1e-3  # px; below this the local field is skipped (DenseWarp.b
 BOX_MARGIN = 2.0  # px around the moved ROI box (DenseWarp.backward_map)
 BLEND_EPS = 1e-5  # cv2.blendLinear's denominator guard
 REMAP_SUBPIXEL = 32  # cv2.remap rounds sampling positions to 1/INTER_TAB_SIZE = 1/32 px
-INVERSE_STEPS = 1  # DenseWarp.inverse_steps: the runtime refuses an engine built for another count
+INVERSE_STEPS = DenseWarp.inverse_steps  # DenseWarp.inverse_steps: the runtime refuses an engine built for another count
 DEFAULT_OUT = manifest.ENGINES_DIR / f"{NAME}.onnx"
 
 F32, I64, U8 = TensorProto.FLOAT, TensorProto.INT64, TensorProto.UINT8
