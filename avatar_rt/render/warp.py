@@ -117,7 +117,7 @@ class DenseWarp:
     """Builds the per-frame backward map (output pixel → reference pixel)."""
 
     # Fixed-point steps towards the exact inverse of the face's own deformation.
-    inverse_steps = 2
+    inverse_steps = 1
 
     def __init__(self, rest_points: np.ndarray, image_size: int, chin_y: float, iod: float):
         self.size = image_size
