@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 # espeak-ng synthesizes the test speech; chromium is the browser the end-to-end test drives.
 ensure_system_packages espeak-ng chromium fonts-dejavu-core
-ensure_venv "dev"
+# The train extra brings torch (a local CPU build): the tests run a tiny version of the model training.
+ensure_venv "dev,train"
 exec .venv/bin/python -m pytest -ra "$@"
