@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--size", type=_size, default=512, help="output width and height in pixels (default: 512)")
     serve.add_argument("--max-sessions", type=int, default=4,
                        help="concurrent sessions before new ones are refused with 503 (default: 4)")
+    serve.add_argument("--db", type=Path, default=None,
+                       help="SQLite file for uploaded avatars, their edits, edit history and presets "
+                            "(default: $XDG_DATA_HOME/avatar_rt/avatar_rt.sqlite3)")
 
     render = sub.add_parser(
         "render", help="render an audio file spoken by a portrait to an MP4, or a contact sheet of its motions",
@@ -85,7 +88,8 @@ def _serve(args: argparse.Namespace) -> int:
     if not args.avatar.is_file():
         print(f"avatar-rt: no such portrait: {args.avatar}", file=sys.stderr)
         return 2
-    config = ServerConfig(avatar=args.avatar, fps=args.fps, size=args.size, max_sessions=args.max_sessions)
+    config = ServerConfig(avatar=args.avatar, fps=args.fps, size=args.size, max_sessions=args.max_sessions,
+                          db=args.db)
     print(f"avatar-rt: serving on http://{args.host}:{args.port}/ (open it in a browser)", flush=True)
     web.run_app(create_app(config), host=args.host, port=args.port, print=None)
     return 0

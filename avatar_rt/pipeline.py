@@ -20,6 +20,7 @@ import numpy as np
 from avatar_rt.audio.ingress import SAMPLE_RATE
 from avatar_rt.audio.vad import SpeechDetector
 from avatar_rt.avatar.reference import Portrait
+from avatar_rt.edits.engine import EditEngine
 from avatar_rt.motion.idle import IdleMotion
 from avatar_rt.motion.loudness_jaw import LoudnessJawModel
 from avatar_rt.motion.params import MotionParams
@@ -58,6 +59,11 @@ class OutputFrame:
     timings: FrameTimings = field(default_factory=FrameTimings)
 
 
+def level_db(audio: np.ndarray) -> float:
+    x = audio.astype(np.float32) / 32768.0
+    return float(20.0 * np.log10(np.sqrt(np.mean(np.square(x))) + 1e-6)) if len(x) else -120.0
+
+
 def frame_bounds(n: int, fps: float, sample_rate: int = SAMPLE_RATE) -> tuple[int, int]:
     """Sample range [start, end) of frame n on the media clock."""
     return int(n * sample_rate // fps), int((n + 1) * sample_rate // fps)
@@ -67,7 +73,8 @@ class FramePipeline:
     """audio → VAD → motion model → idle behaviour → rig → renderer, one frame per call."""
 
     def __init__(self, portrait: Portrait, fps: float = 25.0, *, motion_model: MotionModel | None = None,
-                 idle: IdleMotion | None = None, renderer: PortraitRenderer | None = None):
+                 idle: IdleMotion | None = None, renderer: PortraitRenderer | None = None,
+                 edits: EditEngine | None = None):
         self.portrait = portrait
         self.fps = fps
         self.motion = motion_model or LoudnessJawModel()
@@ -75,6 +82,7 @@ class FramePipeline:
         self.rig = LandmarkRig(portrait)
         self.renderer = renderer or PortraitRenderer(portrait)
         self.vad = SpeechDetector()
+        self.edits = edits
         self._step = 0
         # Audio (and its arrival time) waiting for its frame to come out of the motion model.
         self._delay: deque[tuple[np.ndarray, float | None, bool]] = deque()
@@ -86,6 +94,11 @@ class FramePipeline:
     @property
     def lookahead_ms(self) -> float:
         return 1000.0 * self.lookahead_frames / self.fps
+
+    @property
+    def media_time(self) -> float:
+        """Media time (s) of the next frame to come out: where an edit made now takes effect."""
+        return max(0, self._step - self.lookahead_frames) / self.fps
 
     def samples_for_step(self) -> int:
         start, end = frame_bounds(self._step, self.fps)
@@ -110,7 +123,13 @@ class FramePipeline:
             return None
         out_audio, out_arrival, out_speech = self._delay.popleft()
         index = self._step - 1 - self.lookahead_frames
+        if self.edits is not None:
+            numbers = self.edits.numbers(index / self.fps)
+            self.idle.sway, self.idle.blink_rate = numbers.head_motion, numbers.blink_rate
         params = self.idle.apply(params, index, out_speech)
+        if self.edits is not None:
+            params = MotionParams.from_vector(self.edits.apply(params.to_vector(), numbers, level_db(out_audio)))
+            params = params.clipped()
         timings.audio_arrival = out_arrival
         timings.motion_done = time.monotonic()
         image = self.renderer.render(self.rig.pose(params)) if render else None

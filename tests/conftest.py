@@ -48,13 +48,17 @@ class RunningServer:
         return status, (json.loads(raw) if raw else None)
 
 
-def start_server(log_name: str, *extra: str) -> RunningServer:
+def start_server(log_name: str, *extra: str, db: Path | None = None, port: int | None = None) -> RunningServer:
     ARTIFACTS.mkdir(exist_ok=True)
-    port = free_port()
+    port = port or free_port()
+    if db is None:
+        db = ARTIFACTS / f"{log_name}.sqlite3"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
     log_path = ARTIFACTS / log_name
     log = open(log_path, "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "avatar_rt", "serve", "--port", str(port), *extra],
+        [sys.executable, "-m", "avatar_rt", "serve", "--port", str(port), "--db", str(db), *extra],
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     url = f"http://127.0.0.1:{port}"

@@ -19,6 +19,7 @@ class IdleMotion:
     def __init__(self, fps: float, *, seed: int = 0, blink_interval_s: float = 3.5, sway: float = 1.0):
         self.fps = fps
         self.sway = sway
+        self.blink_rate = 1.0  # multiplier on how often blinks come; 0 stops them
         self._rng = np.random.default_rng(seed)
         self._phases = self._rng.uniform(0, 2 * math.pi, size=6)
         self._blink_interval_s = blink_interval_s
@@ -27,7 +28,9 @@ class IdleMotion:
     def _draw_interval(self, first: bool = False) -> float:
         # Human blinks come every 2–6 s, irregularly.
         gap = float(np.clip(self._rng.exponential(self._blink_interval_s - 1.5) + 1.5, 1.5, 8.0))
-        return (1.0 if first else 0.0) + gap
+        if self.blink_rate <= 1e-3:
+            return 1e9
+        return (1.0 if first else 0.0) + gap / self.blink_rate
 
     def _blink(self, t: float) -> float:
         while t > self._next_blink_s + BLINK_CLOSE_S + BLINK_OPEN_S:

@@ -14,6 +14,8 @@ from aiohttp import web
 from aiortc import RTCSessionDescription
 
 from avatar_rt import __version__
+from avatar_rt.edits.schema import MAX_EDIT_BYTES
+from avatar_rt.edits.store import EditStore
 from avatar_rt.errors import AvatarRtError, ImageError, LimitError, NotFoundError
 from avatar_rt.server.avatars import AvatarStore
 from avatar_rt.server.session import Session
@@ -27,12 +29,18 @@ MAX_JSON_BYTES = 256 * 1024
 UNUSED_SESSION_TTL_S = 60.0
 
 
+def default_db_path() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "avatar_rt" / "avatar_rt.sqlite3"
+
+
 @dataclass
 class ServerConfig:
     avatar: Path
     fps: float = 25.0
     size: int = 512
     max_sessions: int = 4
+    db: Path | None = None  # SQLite file for avatars, edits, history and presets; None: default_db_path()
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -56,10 +64,10 @@ async def error_middleware(request: web.Request, handler):
         return _error(500, "internal", "the server hit an unexpected error; other sessions are unaffected")
 
 
-async def _json_body(request: web.Request, *, required: bool) -> dict:
-    raw = await request.content.read(MAX_JSON_BYTES + 1)
-    if len(raw) > MAX_JSON_BYTES:
-        raise AvatarRtError(f"the JSON body is larger than {MAX_JSON_BYTES // 1024} KiB", code="body_too_large",
+async def _json_body(request: web.Request, *, required: bool, limit: int = MAX_JSON_BYTES) -> dict:
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise AvatarRtError(f"the JSON body is larger than {limit // 1024} KiB", code="body_too_large",
                             status=413)
     if not raw.strip():
         if required:
@@ -77,7 +85,8 @@ async def _json_body(request: web.Request, *, required: bool) -> dict:
 class AvatarServer:
     def __init__(self, config: ServerConfig):
         self.config = config
-        self.avatars = AvatarStore(config.size)
+        self.store = EditStore(config.db or default_db_path())
+        self.avatars = AvatarStore(config.size, store=self.store)
         self.default_avatar_id: str | None = None
         self.sessions: dict[str, Session] = {}
         self.started = time.time()
@@ -89,6 +98,7 @@ class AvatarServer:
 
     async def shutdown(self, app: web.Application) -> None:
         await asyncio.gather(*(s.close() for s in list(self.sessions.values())), return_exceptions=True)
+        self.store.close()
 
     def _session(self, request: web.Request) -> Session:
         sid = request.match_info["session_id"]
@@ -114,10 +124,10 @@ class AvatarServer:
         return web.json_response(avatar.describe(), status=201)
 
     async def get_avatar(self, request: web.Request) -> web.Response:
-        return web.json_response(self.avatars.get(request.match_info["avatar_id"]).describe())
+        return web.json_response((await self.avatars.get_or_restore(request.match_info["avatar_id"])).describe())
 
     async def get_avatar_image(self, request: web.Request) -> web.Response:
-        avatar = self.avatars.get(request.match_info["avatar_id"])
+        avatar = await self.avatars.get_or_restore(request.match_info["avatar_id"])
         return web.Response(body=avatar.jpeg, content_type="image/jpeg")
 
     # --- sessions --------------------------------------------------------
@@ -126,10 +136,10 @@ class AvatarServer:
         avatar_id = body.get("avatar_id", self.default_avatar_id)
         if not isinstance(avatar_id, str):
             raise AvatarRtError('"avatar_id" must be a string', code="bad_json")
-        avatar = self.avatars.get(avatar_id)
+        avatar = await self.avatars.get_or_restore(avatar_id)
         if len(self.sessions) >= self.config.max_sessions:
             raise LimitError(f"the server is at its limit of {self.config.max_sessions} sessions; try again later")
-        session = Session(avatar, self.config.fps)
+        session = Session(avatar, self.config.fps, self.store)
         self.sessions[session.session_id] = session
         session.on_closed.append(lambda s: self.sessions.pop(s.session_id, None))
         asyncio.get_running_loop().call_later(UNUSED_SESSION_TTL_S, self._reap_unused, session)
@@ -153,6 +163,32 @@ class AvatarServer:
             raise AvatarRtError('"type" must be "offer"', code="bad_offer")
         answer = await session.answer(RTCSessionDescription(sdp=sdp, type="offer"))
         return web.json_response({"sdp": answer.sdp, "type": answer.type})
+
+    # --- edits (the same API as the datachannel's edit messages) -------------
+    async def edits_get(self, request: web.Request) -> web.Response:
+        return web.json_response(self._session(request).edit("edit.get", {}))
+
+    async def edits_post(self, request: web.Request) -> web.Response:
+        session = self._session(request)
+        body = await _json_body(request, required=True, limit=MAX_EDIT_BYTES)
+        return web.json_response(session.edit("edit", body))
+
+    async def edits_undo(self, request: web.Request) -> web.Response:
+        session = self._session(request)
+        body = await _json_body(request, required=False)
+        return web.json_response(session.edit("edit.undo", body))
+
+    async def preset_save(self, request: web.Request) -> web.Response:
+        session = self._session(request)
+        return web.json_response(session.edit("preset.save", {"name": request.match_info["name"]}), status=201)
+
+    async def preset_apply(self, request: web.Request) -> web.Response:
+        session = self._session(request)
+        body = await _json_body(request, required=False)
+        return web.json_response(session.edit("preset.apply", {**body, "name": request.match_info["name"]}))
+
+    async def presets(self, request: web.Request) -> web.Response:
+        return web.json_response({"names": self.store.preset_names()})
 
     async def delete_session(self, request: web.Request) -> web.Response:
         await self._session(request).close()
@@ -202,4 +238,10 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_get("/v1/sessions/{session_id}", server.get_session)
     app.router.add_post("/v1/sessions/{session_id}/offer", server.offer)
     app.router.add_delete("/v1/sessions/{session_id}", server.delete_session)
+    app.router.add_get("/v1/sessions/{session_id}/edits", server.edits_get)
+    app.router.add_post("/v1/sessions/{session_id}/edits", server.edits_post)
+    app.router.add_post("/v1/sessions/{session_id}/edits/undo", server.edits_undo)
+    app.router.add_put("/v1/sessions/{session_id}/presets/{name}", server.preset_save)
+    app.router.add_post("/v1/sessions/{session_id}/presets/{name}/apply", server.preset_apply)
+    app.router.add_get("/v1/presets", server.presets)
     return app

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 
 from avatar_rt.avatar.reference import Portrait, load_portrait
+from avatar_rt.edits.store import EditStore
 from avatar_rt.errors import NotFoundError
 from avatar_rt.render.renderer import PortraitRenderer
 
@@ -44,8 +45,10 @@ def prepare_avatar(data: bytes, size: int) -> Avatar:
 
 
 class AvatarStore:
-    def __init__(self, size: int, executor: Executor | None = None, capacity: int = 32):
+    def __init__(self, size: int, executor: Executor | None = None, capacity: int = 32,
+                 store: EditStore | None = None):
         self.size = size
+        self.store = store  # uploaded images are kept there, so their ids survive a restart
         self._executor = executor
         self._capacity = capacity
         self._avatars: OrderedDict[str, Avatar] = OrderedDict()
@@ -58,6 +61,8 @@ class AvatarStore:
             return self._avatars[key]
         loop = asyncio.get_running_loop()
         avatar = await loop.run_in_executor(self._executor, prepare_avatar, data, self.size)
+        if self.store is not None:
+            self.store.save_avatar(avatar.avatar_id, data)
         self._avatars[avatar.avatar_id] = avatar
         if pinned:
             self._pinned.add(avatar.avatar_id)
@@ -67,6 +72,14 @@ class AvatarStore:
                 break
             self._avatars.pop(oldest)
         return avatar
+
+    async def get_or_restore(self, avatar_id: str) -> Avatar:
+        """An avatar in memory, or one uploaded before a restart, prepared again from its stored image."""
+        if avatar_id not in self._avatars and self.store is not None:
+            data = self.store.avatar_image(avatar_id)
+            if data is not None:
+                return await self.add(data)
+        return self.get(avatar_id)
 
     def get(self, avatar_id: str) -> Avatar:
         try:

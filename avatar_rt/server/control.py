@@ -12,14 +12,19 @@ from collections.abc import Callable
 
 from aiortc import RTCDataChannel
 
+from avatar_rt.errors import AvatarRtError
+from avatar_rt.server.edit_api import MESSAGE_TYPES as EDIT_TYPES
+
 MAX_MESSAGE_BYTES = 64 * 1024
 log = logging.getLogger(__name__)
 
 
 class ControlChannel:
-    def __init__(self, channel: RTCDataChannel, snapshot: Callable[[], dict]):
+    def __init__(self, channel: RTCDataChannel, snapshot: Callable[[], dict],
+                 on_edit: Callable[[str, dict], dict] | None = None):
         self.channel = channel
         self._snapshot = snapshot
+        self._on_edit = on_edit
         # Per-frame motion for 3D clients, off until asked for: {"arkit", "visemes", "params"}.
         self.motion_streams: set[str] = set()
         channel.on("message", self._on_message)
@@ -53,12 +58,27 @@ class ControlChannel:
         if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
             self.error("bad_message", 'a control message is a JSON object with a string "type"')
             return
+        kind = msg["type"]
+        if self._on_edit is not None and kind in EDIT_TYPES:
+            self._edit(kind, msg)
+            return
         handler = {"ping": self._ping, "metrics": lambda m: self.push_metrics(),
-                   "subscribe": self._subscribe}.get(msg["type"])
+                   "subscribe": self._subscribe}.get(kind)
         if handler is None:
-            self.error("unknown_type", f"unknown message type {msg['type'][:64]!r}; known: ping, metrics, subscribe")
+            known = ", ".join(("ping", "metrics", "subscribe") + EDIT_TYPES)
+            self.error("unknown_type", f"unknown message type {kind[:64]!r}; known: {known}")
             return
         handler(msg)
+
+    def _edit(self, kind: str, msg: dict) -> None:
+        request_id = msg.get("id") if isinstance(msg.get("id"), (int, str)) else None
+        try:
+            reply = self._on_edit(kind, msg)
+        except AvatarRtError as exc:
+            reply = {"type": "error", "code": exc.code, "message": exc.message}
+        if request_id is not None:
+            reply["id"] = request_id
+        self.send(reply)
 
     def _subscribe(self, msg: dict) -> None:
         streams = msg.get("motion", [])

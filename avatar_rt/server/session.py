@@ -22,7 +22,10 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from avatar_rt.audio.ingress import AudioIngress
 from avatar_rt.audio.jitter import AudioJitterBuffer
+from avatar_rt.edits.engine import EditEngine
+from avatar_rt.edits.store import EditStore
 from avatar_rt.errors import AvatarRtError
+from avatar_rt.server import edit_api
 from avatar_rt.pipeline import FramePipeline, OutputFrame
 from avatar_rt.server.avatars import Avatar
 from avatar_rt.server.control import ControlChannel
@@ -36,7 +39,7 @@ MAX_CATCH_UP_S = 1.0
 
 
 class Session:
-    def __init__(self, avatar: Avatar, fps: float):
+    def __init__(self, avatar: Avatar, fps: float, store: EditStore | None = None):
         self.session_id = uuid.uuid4().hex
         self.avatar = avatar
         self.fps = fps
@@ -44,7 +47,10 @@ class Session:
         self.created = time.monotonic()
         self.pc = RTCPeerConnection()
         self.metrics = SessionMetrics()
-        self.pipeline = FramePipeline(avatar.portrait, fps, renderer=avatar.renderer)
+        self.store = store
+        # The avatar's persisted edits come back with every new session (a reconnect included).
+        self.edits = EditEngine(avatar.avatar_id, store)
+        self.pipeline = FramePipeline(avatar.portrait, fps, renderer=avatar.renderer, edits=self.edits)
         self.ingress = AudioIngress()
         self.jitter = AudioJitterBuffer()
         self.video = PipelineVideoTrack(fps, on_sent=self.metrics.frame_sent)
@@ -73,6 +79,10 @@ class Session:
             "audio_underruns": self.jitter.underruns,
         }
 
+    def edit(self, kind: str, body: dict) -> dict:
+        """One edit-API message (HTTP or datachannel); the reply is sent once the edit is durable."""
+        return edit_api.handle(kind, body, self.edits, self.store, self.pipeline.media_time)
+
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
@@ -94,7 +104,7 @@ class Session:
         @pc.on("datachannel")
         def on_datachannel(channel) -> None:
             if channel.label == "control" and self.control is None:
-                self.control = ControlChannel(channel, self.snapshot)
+                self.control = ControlChannel(channel, self.snapshot, self.edit)
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:

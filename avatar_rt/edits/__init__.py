@@ -1,0 +1,1 @@
+"""Persistent edits: emotion, speaking style and behaviour acting on the motion vector every frame."""

@@ -1,0 +1,157 @@
+"""The edit schema: one validator for datachannel messages and HTTP bodies alike.
+
+An edit sets some fields of the edit state and leaves the rest:
+
+    {"set": {"emotion": {"happy": 0.6},
+             "regions": {"brows": {"sad": 0.8}},
+             "lip_scale": 1.2, "lip_scale_mode": "fixed",
+             "viseme_style": {"ou": 1.4, "E": 1.2},
+             "head_motion": 0.5, "blink_rate": 1.0, "gaze": [0.0, 0.1]},
+     "transition_ms": 300, "at": 12.5}
+
+Anything unknown, out of range or of the wrong type is refused with a message
+naming the field; a refused edit changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from avatar_rt.edits.emotions import EMOTIONS, REGIONS
+from avatar_rt.edits.speech_style import VISEME_SHAPES
+from avatar_rt.errors import AvatarRtError
+
+MAX_EDIT_BYTES = 64 * 1024
+DEFAULT_TRANSITION_MS = 300.0
+MAX_TRANSITION_MS = 10_000.0
+LIP_SCALE_MODES = ("fixed", "loudness")
+
+
+class EditError(AvatarRtError):
+    code = "bad_edit"
+    status = 400
+
+
+@dataclass
+class EditState:
+    """Everything the user has set; persisted as JSON, applied to every frame."""
+
+    emotion: dict[str, float] = field(default_factory=dict)  # the whole face
+    regions: dict[str, dict[str, float]] = field(default_factory=dict)  # per region, overriding `emotion` there
+    lip_scale: float = 1.0
+    lip_scale_mode: str = "fixed"
+    viseme_style: dict[str, float] = field(default_factory=dict)
+    head_motion: float = 1.0
+    blink_rate: float = 1.0
+    gaze: tuple[float, float] = (0.0, 0.0)
+
+    def to_json(self) -> dict:
+        return {"emotion": dict(self.emotion), "regions": {r: dict(w) for r, w in self.regions.items()},
+                "lip_scale": self.lip_scale, "lip_scale_mode": self.lip_scale_mode,
+                "viseme_style": dict(self.viseme_style), "head_motion": self.head_motion,
+                "blink_rate": self.blink_rate, "gaze": list(self.gaze)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> EditState:
+        return cls().merged(parse_fields(data, where="state"))
+
+    def merged(self, fields_: dict) -> EditState:
+        state = EditState(**{**self.to_json(), "gaze": self.gaze})
+        for key, value in fields_.items():
+            setattr(state, key, tuple(value) if key == "gaze" else value)
+        return state
+
+    def region_weights(self) -> dict[str, dict[str, float]]:
+        """Each region's emotion mix: its own if set, else the whole-face one."""
+        return {r: self.regions.get(r, self.emotion) for r in REGIONS}
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    fields: dict
+    transition_ms: float = DEFAULT_TRANSITION_MS
+    at: float | None = None  # media time in seconds; None = now
+
+
+def _number(value, where: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise EditError(f"{where} must be a number, got {value!r:.40}")
+    if not low <= value <= high:
+        raise EditError(f"{where} must be between {low:g} and {high:g}, got {value:g}")
+    return float(value)
+
+
+def _mix(value, where: str) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise EditError(f'{where} must be an object like {{"happy": 0.5}}')
+    out = {}
+    for name, intensity in value.items():
+        if name not in EMOTIONS:
+            raise EditError(f"unknown emotion {str(name)[:40]!r} in {where}; known: {', '.join(EMOTIONS)}",
+                            code="unknown_emotion")
+        out[name] = _number(intensity, f"{where}.{name}", 0.0, 1.0)
+    return {k: v for k, v in out.items() if v > 0 and k != "neutral"}
+
+
+def parse_fields(data, where: str = "set") -> dict:
+    if not isinstance(data, dict):
+        raise EditError(f'"{where}" must be an object')
+    out: dict = {}
+    for key, value in data.items():
+        if key == "emotion":
+            out[key] = _mix(value, "emotion")
+        elif key == "regions":
+            if not isinstance(value, dict):
+                raise EditError('"regions" must map a region to an emotion mix')
+            regions = {}
+            for region, mix in value.items():
+                if region not in REGIONS:
+                    raise EditError(f"unknown region {str(region)[:40]!r}; known: {', '.join(REGIONS)}")
+                regions[region] = _mix(mix, f"regions.{region}")
+            out[key] = regions
+        elif key == "lip_scale":
+            out[key] = _number(value, "lip_scale", 0.0, 2.5)
+        elif key == "lip_scale_mode":
+            if value not in LIP_SCALE_MODES:
+                raise EditError(f"lip_scale_mode must be one of {', '.join(LIP_SCALE_MODES)}")
+            out[key] = value
+        elif key == "viseme_style":
+            if not isinstance(value, dict):
+                raise EditError('"viseme_style" must map a viseme to a scale, like {"ou": 1.3}')
+            style = {}
+            for viseme, scale in value.items():
+                if viseme not in VISEME_SHAPES:
+                    raise EditError(f"unknown viseme {str(viseme)[:40]!r}; known: {', '.join(VISEME_SHAPES)}")
+                style[viseme] = _number(scale, f"viseme_style.{viseme}", 0.0, 3.0)
+            out[key] = style
+        elif key == "head_motion":
+            out[key] = _number(value, "head_motion", 0.0, 3.0)
+        elif key == "blink_rate":
+            out[key] = _number(value, "blink_rate", 0.0, 4.0)
+        elif key == "gaze":
+            if not isinstance(value, (list, tuple)) or len(value) != 2:
+                raise EditError('"gaze" must be [x, y], each in -1..1')
+            out[key] = (_number(value[0], "gaze[0]", -1.0, 1.0), _number(value[1], "gaze[1]", -1.0, 1.0))
+        else:
+            raise EditError(f"unknown edit field {str(key)[:40]!r}; known: emotion, regions, lip_scale, "
+                            "lip_scale_mode, viseme_style, head_motion, blink_rate, gaze")
+    return out
+
+
+def parse_edit(message: dict) -> EditRequest:
+    """An edit message (the body of POST …/edits, or a datachannel message of type "edit")."""
+    if not isinstance(message, dict):
+        raise EditError("an edit is a JSON object")
+    unknown = set(message) - {"type", "set", "transition_ms", "at"}
+    if unknown:
+        raise EditError(f"unknown key(s) in edit: {', '.join(sorted(str(k)[:40] for k in unknown))}")
+    if "set" not in message:
+        raise EditError('an edit needs "set": the fields to change')
+    fields_ = parse_fields(message["set"])
+    transition = _number(message.get("transition_ms", DEFAULT_TRANSITION_MS), "transition_ms", 0.0,
+                         MAX_TRANSITION_MS)
+    at = message.get("at")
+    if at is not None:
+        at = _number(at, "at", 0.0, 1e9)
+    return EditRequest(fields=fields_, transition_ms=transition, at=at)
