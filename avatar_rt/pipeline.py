@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import cv2
 import numpy as np
 
 from avatar_rt.audio.ingress import SAMPLE_RATE
@@ -24,6 +25,7 @@ from avatar_rt.edits.engine import EditEngine
 from avatar_rt.motion.idle import IdleMotion
 from avatar_rt.motion.loudness_jaw import LoudnessJawModel
 from avatar_rt.motion.params import MotionParams
+from avatar_rt.render.accessories import Glasses
 from avatar_rt.render.renderer import PortraitRenderer
 from avatar_rt.rig.landmark_rig import LandmarkRig
 
@@ -83,6 +85,10 @@ class FramePipeline:
         self.renderer = renderer or PortraitRenderer(portrait)
         self.vad = SpeechDetector()
         self.edits = edits
+        self._glasses: Glasses | None = None
+        # A new portrait (static edits re-baked) waiting to be swapped in, and the old one fading out.
+        self._incoming: tuple[Portrait, PortraitRenderer, float] | None = None
+        self._outgoing: tuple[LandmarkRig, PortraitRenderer, float, float] | None = None
         self._step = 0
         # Audio (and its arrival time) waiting for its frame to come out of the motion model.
         self._delay: deque[tuple[np.ndarray, float | None, bool]] = deque()
@@ -94,6 +100,36 @@ class FramePipeline:
     @property
     def lookahead_ms(self) -> float:
         return 1000.0 * self.lookahead_frames / self.fps
+
+    def swap_portrait(self, portrait: Portrait, renderer: PortraitRenderer, fade_s: float = 0.3) -> None:
+        """Start drawing from a new portrait at the next frame, cross-fading from the old over `fade_s`."""
+        self._incoming = (portrait, renderer, fade_s)
+
+    def _install_incoming(self, t: float) -> None:
+        portrait, renderer, fade_s = self._incoming
+        self._incoming = None
+        if fade_s > 0:
+            self._outgoing = (self.rig, self.renderer, t, t + fade_s)
+        self.portrait, self.renderer = portrait, renderer
+        self.rig = LandmarkRig(portrait)
+        self._glasses = None
+
+    def _render(self, params: MotionParams, t: float, glasses: float) -> np.ndarray:
+        pose = self.rig.pose(params)
+        image = self.renderer.render(pose)
+        if glasses > 0.01:
+            if self._glasses is None:
+                self._glasses = Glasses(self.rig)
+            self._glasses.draw(image, pose, glasses)
+        if self._outgoing is not None:
+            rig, renderer, start, end = self._outgoing
+            if t >= end:
+                self._outgoing = None
+            else:
+                old = renderer.render(rig.pose(params))
+                x = (t - start) / (end - start)
+                image = cv2.addWeighted(image, x * x * (3 - 2 * x), old, 1 - x * x * (3 - 2 * x), 0)
+        return image
 
     @property
     def media_time(self) -> float:
@@ -123,16 +159,21 @@ class FramePipeline:
             return None
         out_audio, out_arrival, out_speech = self._delay.popleft()
         index = self._step - 1 - self.lookahead_frames
+        t = index / self.fps
+        if self._incoming is not None:
+            self._install_incoming(t)
+        glasses = 0.0
         if self.edits is not None:
-            numbers = self.edits.numbers(index / self.fps)
+            numbers = self.edits.numbers(t)
             self.idle.sway, self.idle.blink_rate = numbers.head_motion, numbers.blink_rate
+            glasses = numbers.glasses
         params = self.idle.apply(params, index, out_speech)
         if self.edits is not None:
             params = MotionParams.from_vector(self.edits.apply(params.to_vector(), numbers, level_db(out_audio)))
             params = params.clipped()
         timings.audio_arrival = out_arrival
         timings.motion_done = time.monotonic()
-        image = self.renderer.render(self.rig.pose(params)) if render else None
+        image = self._render(params, t, glasses) if render else None
         timings.render_done = time.monotonic()
         return OutputFrame(index=index, image=image, audio=out_audio, speech=out_speech, params=params,
                            timings=timings)

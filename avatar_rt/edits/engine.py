@@ -35,6 +35,7 @@ class EditNumbers:
     head_motion: float
     blink_rate: float
     gaze: np.ndarray  # (2,)
+    glasses: float = 0.0
 
     @classmethod
     def of(cls, state: EditState) -> EditNumbers:
@@ -42,14 +43,15 @@ class EditNumbers:
                    loudness_follow=1.0 if state.lip_scale_mode == "loudness" else 0.0,
                    viseme_scales=np.array([state.viseme_style.get(v, 1.0) for v in _VISEMES], dtype=np.float32),
                    head_motion=state.head_motion, blink_rate=state.blink_rate,
-                   gaze=np.array(state.gaze, dtype=np.float32))
+                   gaze=np.array(state.gaze, dtype=np.float32), glasses=state.glasses)
 
     def lerp(self, other: EditNumbers, t: float) -> EditNumbers:
         mix = lambda a, b: a + (b - a) * t  # noqa: E731
         return EditNumbers(mix(self.emotion, other.emotion), mix(self.lip_scale, other.lip_scale),
                            mix(self.loudness_follow, other.loudness_follow),
                            mix(self.viseme_scales, other.viseme_scales), mix(self.head_motion, other.head_motion),
-                           mix(self.blink_rate, other.blink_rate), mix(self.gaze, other.gaze))
+                           mix(self.blink_rate, other.blink_rate), mix(self.gaze, other.gaze),
+                           mix(self.glasses, other.glasses))
 
 
 @dataclass

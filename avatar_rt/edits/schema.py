@@ -15,9 +15,12 @@ naming the field; a refused edit changes nothing.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 
+from avatar_rt.edits.appearance import APPEARANCE
+from avatar_rt.edits.attributes import GEOMETRIC
 from avatar_rt.edits.emotions import EMOTIONS, REGIONS
 from avatar_rt.edits.speech_style import VISEME_SHAPES
 from avatar_rt.errors import AvatarRtError
@@ -45,12 +48,25 @@ class EditState:
     head_motion: float = 1.0
     blink_rate: float = 1.0
     gaze: tuple[float, float] = (0.0, 0.0)
+    # Static edits: baked into the portrait once when they change.
+    attributes: dict[str, float] = field(default_factory=dict)
+    appearance: dict = field(default_factory=dict)
+    # Drawn per frame, anchored to the head; a number so it can fade in and out.
+    glasses: float = 0.0
 
     def to_json(self) -> dict:
         return {"emotion": dict(self.emotion), "regions": {r: dict(w) for r, w in self.regions.items()},
                 "lip_scale": self.lip_scale, "lip_scale_mode": self.lip_scale_mode,
                 "viseme_style": dict(self.viseme_style), "head_motion": self.head_motion,
-                "blink_rate": self.blink_rate, "gaze": list(self.gaze)}
+                "blink_rate": self.blink_rate, "gaze": list(self.gaze), "attributes": dict(self.attributes),
+                "appearance": {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.appearance.items()},
+                "glasses": self.glasses}
+
+    def static_key(self) -> str:
+        """Identifies the baked portrait these static edits need ('' when none)."""
+        if not self.attributes and not self.appearance:
+            return ""
+        return json.dumps({"a": self.attributes, "p": self.appearance}, sort_keys=True)
 
     @classmethod
     def from_json(cls, data: dict) -> EditState:
@@ -94,6 +110,30 @@ def _mix(value, where: str) -> dict[str, float]:
     return {k: v for k, v in out.items() if v > 0 and k != "neutral"}
 
 
+def _appearance(value) -> dict:
+    if not isinstance(value, dict):
+        raise EditError('"appearance" must be an object like {"lip_colour": {"rgb": [180, 40, 60], "strength": 0.6}}')
+    out = {}
+    for name, spec in value.items():
+        if name not in APPEARANCE:
+            raise EditError(f"unknown appearance edit {str(name)[:40]!r}; known: {', '.join(APPEARANCE)}")
+        if name == "blush":
+            strength = _number(spec, "appearance.blush", 0.0, 1.0)
+            if strength > 0:
+                out[name] = strength
+            continue
+        if not isinstance(spec, dict) or set(spec) - {"rgb", "strength"} or "rgb" not in spec:
+            raise EditError(f'appearance.{name} must be {{"rgb": [r, g, b], "strength": 0..1}}')
+        rgb = spec["rgb"]
+        if not isinstance(rgb, (list, tuple)) or len(rgb) != 3:
+            raise EditError(f"appearance.{name}.rgb must be three numbers 0–255")
+        colour = [int(_number(c, f"appearance.{name}.rgb", 0, 255)) for c in rgb]
+        strength = _number(spec.get("strength", 1.0), f"appearance.{name}.strength", 0.0, 1.0)
+        if strength > 0:
+            out[name] = {"rgb": colour, "strength": strength}
+    return out
+
+
 def parse_fields(data, where: str = "set") -> dict:
     if not isinstance(data, dict):
         raise EditError(f'"{where}" must be an object')
@@ -133,9 +173,24 @@ def parse_fields(data, where: str = "set") -> dict:
             if not isinstance(value, (list, tuple)) or len(value) != 2:
                 raise EditError('"gaze" must be [x, y], each in -1..1')
             out[key] = (_number(value[0], "gaze[0]", -1.0, 1.0), _number(value[1], "gaze[1]", -1.0, 1.0))
+        elif key == "attributes":
+            if not isinstance(value, dict):
+                raise EditError('"attributes" must map an attribute to a strength, like {"smile": 0.4}')
+            attrs = {}
+            for name, strength in value.items():
+                if name not in GEOMETRIC:
+                    raise EditError(f"unknown attribute {str(name)[:40]!r}; known: {', '.join(GEOMETRIC)}",
+                                    code="unknown_attribute")
+                attrs[name] = _number(strength, f"attributes.{name}", -1.0, 1.0)
+            out[key] = {k: v for k, v in attrs.items() if v != 0.0}
+        elif key == "appearance":
+            out[key] = _appearance(value)
+        elif key == "glasses":
+            out[key] = float(value) if isinstance(value, bool) else _number(value, "glasses", 0.0, 1.0)
         else:
             raise EditError(f"unknown edit field {str(key)[:40]!r}; known: emotion, regions, lip_scale, "
-                            "lip_scale_mode, viseme_style, head_motion, blink_rate, gaze")
+                            "lip_scale_mode, viseme_style, head_motion, blink_rate, gaze, attributes, "
+                            "appearance, glasses")
     return out
 
 

@@ -13,7 +13,7 @@ the lid over the eye instead of warping pixels across it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -41,6 +41,9 @@ class RigPose:
     blink_r: float
     blink_l: float
     teeth_show: float
+    # The head's rigid motion in pixel space, x ↦ R·(x − pivot) + pivot + t, for things worn on it.
+    head_rotation: np.ndarray = field(default_factory=lambda: np.eye(3))
+    head_translation: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
 
 def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -168,4 +171,9 @@ class LandmarkRig:
         return RigPose(points=points.astype(np.float32), warp_points=warp_points.astype(np.float32),
                        head_affine=head_affine, upper_teeth=upper_teeth[:, :2].astype(np.float32),
                        lower_teeth=lower_teeth[:, :2].astype(np.float32), blink_r=params.blink_r,
-                       blink_l=params.blink_l, teeth_show=params.teeth_show)
+                       blink_l=params.blink_l, teeth_show=params.teeth_show, head_rotation=r, head_translation=t)
+
+    def wear(self, face_points: np.ndarray, pose: RigPose) -> np.ndarray:
+        """Project points fixed to the head (face frame, IOD; e.g. glasses) with this pose's head motion."""
+        pixels = self.frame.to_pixels(face_points)
+        return ((pixels - self._pivot) @ pose.head_rotation.T + self._pivot + pose.head_translation)[:, :2]

@@ -139,7 +139,8 @@ class AvatarServer:
         avatar = await self.avatars.get_or_restore(avatar_id)
         if len(self.sessions) >= self.config.max_sessions:
             raise LimitError(f"the server is at its limit of {self.config.max_sessions} sessions; try again later")
-        session = Session(avatar, self.config.fps, self.store)
+        session = Session(avatar, self.config.fps, self.store, self.avatars)
+        await session.prepare()
         self.sessions[session.session_id] = session
         session.on_closed.append(lambda s: self.sessions.pop(s.session_id, None))
         asyncio.get_running_loop().call_later(UNUSED_SESSION_TTL_S, self._reap_unused, session)

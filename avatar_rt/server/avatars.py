@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 
 from avatar_rt.avatar.reference import Portrait, load_portrait
+from avatar_rt.edits.attributes import bake_static
 from avatar_rt.edits.store import EditStore
 from avatar_rt.errors import NotFoundError
 from avatar_rt.render.renderer import PortraitRenderer
@@ -52,6 +53,7 @@ class AvatarStore:
         self._executor = executor
         self._capacity = capacity
         self._avatars: OrderedDict[str, Avatar] = OrderedDict()
+        self._variants: OrderedDict[str, Avatar] = OrderedDict()
         self._pinned: set[str] = set()
 
     async def add(self, data: bytes, *, pinned: bool = False) -> Avatar:
@@ -72,6 +74,26 @@ class AvatarStore:
                 break
             self._avatars.pop(oldest)
         return avatar
+
+    async def variant(self, avatar: Avatar, attributes: dict, appearance: dict, key: str) -> Avatar:
+        """The avatar with static edits baked in (cached: sessions with the same edits share it)."""
+        if not key:
+            return avatar
+        cache_key = f"{avatar.avatar_id}|{key}"
+        if cache_key in self._variants:
+            self._variants.move_to_end(cache_key)
+            return self._variants[cache_key]
+        loop = asyncio.get_running_loop()
+
+        def build() -> Avatar:
+            portrait = bake_static(avatar.portrait, attributes, appearance)
+            return Avatar(avatar.avatar_id, portrait, PortraitRenderer(portrait), avatar.jpeg)
+
+        variant = await loop.run_in_executor(self._executor, build)
+        self._variants[cache_key] = variant
+        while len(self._variants) > self._capacity:
+            self._variants.popitem(last=False)
+        return variant
 
     async def get_or_restore(self, avatar_id: str) -> Avatar:
         """An avatar in memory, or one uploaded before a restart, prepared again from its stored image."""

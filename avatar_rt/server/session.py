@@ -27,7 +27,7 @@ from avatar_rt.edits.store import EditStore
 from avatar_rt.errors import AvatarRtError
 from avatar_rt.server import edit_api
 from avatar_rt.pipeline import FramePipeline, OutputFrame
-from avatar_rt.server.avatars import Avatar
+from avatar_rt.server.avatars import Avatar, AvatarStore
 from avatar_rt.server.control import ControlChannel
 from avatar_rt.server.metrics import SessionMetrics
 from avatar_rt.server.tracks import PipelineAudioTrack, PipelineVideoTrack
@@ -39,7 +39,8 @@ MAX_CATCH_UP_S = 1.0
 
 
 class Session:
-    def __init__(self, avatar: Avatar, fps: float, store: EditStore | None = None):
+    def __init__(self, avatar: Avatar, fps: float, store: EditStore | None = None,
+                 avatars: AvatarStore | None = None):
         self.session_id = uuid.uuid4().hex
         self.avatar = avatar
         self.fps = fps
@@ -48,6 +49,8 @@ class Session:
         self.pc = RTCPeerConnection()
         self.metrics = SessionMetrics()
         self.store = store
+        self.avatars = avatars
+        self._static_key = ""
         # The avatar's persisted edits come back with every new session (a reconnect included).
         self.edits = EditEngine(avatar.avatar_id, store)
         self.pipeline = FramePipeline(avatar.portrait, fps, renderer=avatar.renderer, edits=self.edits)
@@ -81,7 +84,29 @@ class Session:
 
     def edit(self, kind: str, body: dict) -> dict:
         """One edit-API message (HTTP or datachannel); the reply is sent once the edit is durable."""
-        return edit_api.handle(kind, body, self.edits, self.store, self.pipeline.media_time)
+        reply = edit_api.handle(kind, body, self.edits, self.store, self.pipeline.media_time)
+        if self.edits.state.static_key() != self._static_key and self.avatars is not None:
+            # Static edits re-bake the portrait off the frame path; frames go on meanwhile.
+            self._spawn(self._rebake(fade_s=0.3))
+        return reply
+
+    async def prepare(self) -> None:
+        """Bake the avatar's persisted static edits before the first frame."""
+        if self.edits.state.static_key():
+            await self._rebake(fade_s=0.0)
+
+    async def _rebake(self, fade_s: float) -> None:
+        state = self.edits.state
+        key = state.static_key()
+        try:
+            variant = await self.avatars.variant(self.avatar, state.attributes, state.appearance, key)
+        except Exception:  # a failed bake keeps the current look; the edit itself is stored
+            log.exception("session %s: baking static edits failed", self.session_id[:8])
+            return
+        if self.edits.state.static_key() != key:
+            return  # superseded by a newer edit, whose own bake follows
+        self._static_key = key
+        self.pipeline.swap_portrait(variant.portrait, variant.renderer, fade_s)
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
