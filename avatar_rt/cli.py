@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-o", "--output", type=Path, help="output MP4 path; required unless --contact-sheet")
     render.add_argument("--contact-sheet", type=Path, metavar="OUT.png",
                         help="write a PNG grid of labelled frames (one per motion setting) instead of a video")
+    render.add_argument("--sheet", choices=("rig", "emotions"), default="rig",
+                        help="with --contact-sheet: the rig's poses (default) or the emotions")
     render.add_argument("--fps", type=_positive_fps, default=25.0, help="frame rate (default: 25)")
     render.add_argument("--size", type=_size, default=512, help="width and height in pixels (default: 512)")
     render.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
@@ -123,14 +125,15 @@ def _render(args: argparse.Namespace) -> int:
 
 def _contact_sheet(args: argparse.Namespace) -> int:
     from avatar_rt.avatar.reference import load_portrait
-    from avatar_rt.contact_sheet import DEFAULT_CASES, write_contact_sheet
+    from avatar_rt.contact_sheet import SHEETS, write_contact_sheet
 
     if not args.contact_sheet.parent.is_dir():  # before the slow analysis
         print(f"avatar-rt: cannot write {args.contact_sheet}: no such directory", file=sys.stderr)
         return 2
     portrait = load_portrait(args.avatar, size=args.size)
-    sheet = write_contact_sheet(portrait, args.contact_sheet, DEFAULT_CASES)
-    print(f"wrote {args.contact_sheet} ({len(DEFAULT_CASES)} frames, {sheet.shape[1]}×{sheet.shape[0]})")
+    cases = SHEETS[args.sheet]()
+    sheet = write_contact_sheet(portrait, args.contact_sheet, cases)
+    print(f"wrote {args.contact_sheet} ({len(cases)} frames, {sheet.shape[1]}×{sheet.shape[0]})")
     return 0
 
 

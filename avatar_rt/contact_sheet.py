@@ -65,6 +65,34 @@ DEFAULT_CASES: tuple[SheetCase, ...] = (
 )
 
 
+def _emotion(label: str, speech: MotionParams | None = None, **weights) -> SheetCase:
+    from avatar_rt.edits.engine import EditEngine, EditNumbers
+    from avatar_rt.edits.schema import EditState
+
+    regions = {k: v for k, v in weights.items() if isinstance(v, dict)}
+    whole = {k: v for k, v in weights.items() if not isinstance(v, dict)}
+    numbers = EditNumbers.of(EditState(emotion=whole, regions=regions))
+    base = (speech or MotionParams()).to_vector()
+    return SheetCase(label, MotionParams.from_vector(EditEngine.apply(base, numbers, -60.0)))
+
+
+def emotion_cases() -> tuple[SheetCase, ...]:
+    """Each emotion at full intensity, one at half, and PC-Talk's region mix."""
+    return (
+        SheetCase("neutral", MotionParams()),
+        _emotion("happy 1", happy=1.0), _emotion("happy 0.5", happy=0.5), _emotion("sad 1", sad=1.0),
+        _emotion("angry 1", angry=1.0), _emotion("surprised 1", surprised=1.0), _emotion("fearful 1", fearful=1.0),
+        _emotion("disgusted 1", disgusted=1.0), _emotion("contempt 1", contempt=1.0),
+        _emotion("mouth happy + brows sad", mouth={"happy": 1.0}, brows={"sad": 1.0}, eyes={"sad": 0.5}),
+        _emotion("mouth sad + eyes surprised", mouth={"sad": 1.0}, eyes={"surprised": 1.0},
+                 brows={"surprised": 1.0}),
+        _emotion("happy 1, saying 'aa'", MotionParams(jaw_open=0.8), happy=1.0),
+    )
+
+
+SHEETS = {"rig": lambda: DEFAULT_CASES, "emotions": emotion_cases}
+
+
 def head_box(portrait: Portrait) -> tuple[int, int, int, int]:
     """A square around the face with room for the head to turn and tilt, kept inside the frame."""
     x0, y0, x1, y1 = portrait.face_box()

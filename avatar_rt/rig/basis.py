@@ -95,7 +95,7 @@ class RigBasis:
         both = np.concatenate([upper, lower])
         put("teeth_show", both, lips_disp(both, lambda i: (0, -0.025 if i in upper else 0.025, 0)), 0.2)
         # Mouth residual.
-        put("mouth_corner_lift", CORNERS, lips_disp(CORNERS, lambda i: (0.025 * np.sign(rel[i]), -0.10, 0)), 0.45)
+        put("mouth_corner_lift", CORNERS, lips_disp(CORNERS, lambda i: (0.03 * np.sign(rel[i]), -0.13, 0)), 0.45)
         put("mouth_shift", ALL_LIPS, (0.10, 0, 0), 0.4)
         put("upper_lip_curl", UPPER_OUTER, lips_disp(UPPER_OUTER, lambda i: (0, -0.03 * (1 - 0.5 * abs(rel[i])), -0.03)),
             0.15)
@@ -125,9 +125,9 @@ class RigBasis:
         put("brow_raise_r", RIGHT_BROW, (0, -0.12, 0), 0.45, EYE_CONTOURS)
         put("brow_raise_l", LEFT_BROW, (0, -0.12, 0), 0.45, EYE_CONTOURS)
         inner = np.concatenate([RIGHT_BROW_INNER, LEFT_BROW_INNER])
-        put("brow_inner_raise", inner, np.array([(0, -0.10 if k % 4 < 2 else -0.06, 0) for k in range(len(inner))]),
+        put("brow_inner_raise", inner, np.array([(0, -0.13 if k % 4 < 2 else -0.08, 0) for k in range(len(inner))]),
             0.35, EYE_CONTOURS)
-        put("brow_furrow", inner, np.array([(0.05 if k < 4 else -0.05, 0.04, 0) for k in range(len(inner))]),
+        put("brow_furrow", inner, np.array([(0.06 if k < 4 else -0.06, 0.05, 0) for k in range(len(inner))]),
             0.3, EYE_CONTOURS)
         # Cheeks and nose.
         cheeks = np.concatenate([RIGHT_CHEEK, LEFT_CHEEK, low_idx])
