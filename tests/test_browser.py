@@ -3,8 +3,9 @@ speaks a looped espeak-ng recording into its fake microphone, and watches the
 avatar answer over WebRTC.
 
 What is asserted is what a person at the page would notice: it connects, the
-video plays, the mouth moves with the speech and rests in the pauses, and the
-stats panel is fed by the server's `metrics` messages.
+video plays, the mouth moves with the speech and rests in the pauses, the
+stats panel is fed by the server's `metrics` messages, and the Expression
+panel's controls change the avatar's edits, which come back on a reconnect.
 """
 
 from __future__ import annotations
@@ -155,7 +156,8 @@ def test_browser_session_speaks(server, tmp_path):
             ],
         )
         try:
-            page = browser.new_page(viewport={"width": 900, "height": 600})
+            # Wide enough for the stage and both panels side by side (the README screenshot).
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
             page.on("console", lambda m: console.append(f"[{m.type}] {m.text}"))
             page.on("pageerror", lambda e: console.append(f"[pageerror] {e}"))
             try:
@@ -234,7 +236,7 @@ def _drive(page, base_url: str) -> None:
     # The avatar's voice comes back down the audio transceiver.
     assert _inbound_audio_packets(page) > 100
 
-    page.screenshot(path=str(ARTIFACTS / "browser.png"))
+    session_id = _edit_expression(page)  # takes the screenshot
 
     page.click("#stop")
     page.wait_for_function("window.avatarClient.state === 'closed'")
@@ -246,3 +248,101 @@ def _drive(page, base_url: str) -> None:
     except urllib.error.HTTPError as e:
         assert e.code == 404, e.code
         assert json.load(e)["error"]["code"] == "unknown_session"
+
+
+def _expression(page) -> dict:
+    return page.evaluate(
+        """() => { const x = window.avatarClient.expression;
+        return {ready: x.ready, state: x.state, version: x.version, ack: x.ack,
+                presets: x.presets, error: x.error}; }"""
+    )
+
+
+def _set_slider(page, selector: str, value: float) -> None:
+    """Move a range input as a drag would: set the value, fire `input` (no `change`)."""
+    page.eval_on_selector(
+        selector, "(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }", value
+    )
+
+
+def _edit_expression(page) -> str:
+    """Drive the Expression panel; returns the id of the session left running."""
+    page.wait_for_function("window.avatarClient.expression.ready", timeout=5_000)
+    x = _expression(page)
+    initial = {"emotion": x["state"]["emotion"], "regions": x["state"]["regions"]}
+    v0 = x["version"]
+    print(f"edits on connect: version {v0}, state {json.dumps(x['state'])}")
+
+    # Happy on the whole face, then the intensity slider dragged (debounced: one
+    # edit goes once the input settles).
+    page.select_option("#emo-face", "happy")
+    _set_slider(page, "#emo-face-intensity", 0.75)
+    want = float(page.input_value("#emo-face-intensity"))
+    assert want == pytest.approx(0.75), want
+    page.wait_for_function(
+        """([v0, want]) => { const a = window.avatarClient.expression.ack;
+        return a && a.version > v0 && Math.abs((a.state.emotion.happy || 0) - want) < 1e-6; }""",
+        arg=[v0, want],
+        timeout=5_000,
+    )
+    x = _expression(page)
+    assert x["state"]["emotion"] == {"happy": pytest.approx(want)}, x["state"]
+    assert x["error"] is None, x
+    assert page.text_content("#emo-face-intensity + output") == f"{want:.2f}"
+    assert page.text_content("#edit-version") == f"version {x['version']}"
+
+    # A region override: surprised brows over the happy face. `regions` goes whole.
+    page.select_option("#emo-brows", "surprised")
+    page.wait_for_function(
+        "(v) => { const a = window.avatarClient.expression.ack; return a && a.version > v; }", arg=x["version"]
+    )
+    x = _expression(page)
+    brows = float(page.input_value("#emo-brows-intensity"))
+    assert x["state"]["regions"] == {**initial["regions"], "brows": {"surprised": pytest.approx(brows)}}, x["state"]
+    assert x["state"]["emotion"] == {"happy": pytest.approx(want)}, x["state"]
+    version = x["version"]
+
+    # A refused edit shows the server's message and changes nothing.
+    reply = page.evaluate("window.avatarClient.expression.send({lip_scale: 7})")
+    assert reply["type"] == "error" and reply["code"] == "bad_edit", reply
+    assert "lip_scale" in page.text_content("#edit-msg"), page.text_content("#edit-msg")
+    assert _expression(page)["version"] == version
+
+    # A preset, saved from the panel, shows up in its list.
+    page.fill("#preset-name", "browser smile")
+    page.click("#preset-save")
+    page.wait_for_selector("#preset-list .chip:text-is('browser smile')", timeout=5_000)
+
+    # Reconnect in the same page. The controls are scrambled while stopped, so only
+    # the server's `edit.get` reply can put "happy" back.
+    page.click("#stop")
+    page.wait_for_function("window.avatarClient.state === 'closed'")
+    page.evaluate("""() => {
+        document.getElementById('emo-face').value = 'sad';
+        document.getElementById('emo-face-intensity').value = 0.1; }""")
+    page.click("#start")
+    try:
+        page.wait_for_function(
+            "window.avatarClient.state === 'connected' && window.avatarClient.expression.ready", timeout=30_000
+        )
+    except Exception:
+        pytest.fail(f"no edit state after reconnecting: {_client(page)} {_expression(page)}")
+    x = _expression(page)
+    assert x["version"] == version, x
+    assert x["ack"]["state"]["emotion"] == {"happy": pytest.approx(want)}, x["ack"]
+    assert page.input_value("#emo-face") == "happy"
+    assert float(page.input_value("#emo-face-intensity")) == pytest.approx(want)
+    assert page.text_content("#emo-face-intensity + output") == f"{want:.2f}"
+    assert page.input_value("#emo-brows") == "surprised"
+    page.wait_for_selector("#preset-list .chip:text-is('browser smile')", timeout=5_000)
+    assert page.text_content("#edit-msg") == "", "the old error outlived the reconnect"
+    assert not page.is_disabled("#emo-face")
+
+    # Let the stats panel fill again for the screenshot, then put the emotions back:
+    # the server (and its edits) is shared with later tests.
+    page.wait_for_function("window.avatarClient.metricsCount >= 2", timeout=5_000)
+    page.screenshot(path=str(ARTIFACTS / "browser.png"))
+    reply = page.evaluate("(set) => window.avatarClient.expression.send(set, 0)", initial)
+    assert reply["type"] == "edit.ack", reply
+    assert {k: reply["state"][k] for k in initial} == initial, reply
+    return _client(page)["sessionId"]

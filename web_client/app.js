@@ -38,8 +38,16 @@
     pc: null,
     start,
     stop,
+    use,
   };
   window.avatarClient = client;
+
+  // Panels that talk over the control datachannel (expression.js) plug in here:
+  // {open(send), message(msg) → true if it was theirs, close()}.
+  const plugins = [];
+  function use(plugin) {
+    plugins.push(plugin);
+  }
 
   let dc = null;
   let micStream = null;
@@ -179,9 +187,18 @@
     }
   }
 
+  function sendControl(msg) {
+    if (!dc || dc.readyState !== "open") return false;
+    dc.send(JSON.stringify(msg));
+    return true;
+  }
+
   function sendPing() {
-    if (!dc || dc.readyState !== "open") return;
-    dc.send(JSON.stringify({ type: "ping", id: ++pingId, t: performance.now() }));
+    sendControl({ type: "ping", id: ++pingId, t: performance.now() });
+  }
+
+  function closePlugins() {
+    for (const p of plugins) if (p.close) p.close();
   }
 
   function onControl(data) {
@@ -199,6 +216,8 @@
       // The server echoes our own clock back, so no clock sync is needed.
       if (typeof msg.t === "number") client.rttMs = performance.now() - msg.t;
       renderStats();
+    } else if (plugins.some((p) => p.message && p.message(msg))) {
+      // A panel's reply (an edit.ack, say), handled there.
     } else if (msg.type === "error") {
       showError({ code: msg.code, message: msg.message });
     }
@@ -284,13 +303,20 @@
       else pc.addTransceiver("audio", { direction: "recvonly" });
       pc.addTransceiver("video", { direction: "recvonly" });
 
-      dc = pc.createDataChannel("control", { ordered: true });
-      dc.onopen = () => {
+      const channel = pc.createDataChannel("control", { ordered: true });
+      dc = channel;
+      channel.onopen = () => {
         sendPing();
         pingTimer = setInterval(sendPing, 1000);
+        for (const p of plugins) if (p.open) p.open(sendControl);
       };
-      dc.onclose = () => clearInterval(pingTimer);
-      dc.onmessage = (ev) => onControl(ev.data);
+      channel.onclose = () => {
+        // stop() has already cleaned up after a channel it closed itself.
+        if (channel !== dc) return;
+        clearInterval(pingTimer);
+        closePlugins();
+      };
+      channel.onmessage = (ev) => onControl(ev.data);
 
       setState("connecting");
       await pc.setLocalDescription(await pc.createOffer());
@@ -323,8 +349,10 @@
     generation += 1;
     clearInterval(pingTimer);
     pingTimer = null;
-    if (dc) dc.close();
+    const channel = dc;
     dc = null;
+    if (channel) channel.close();
+    closePlugins();
     if (client.pc) client.pc.close();
     client.pc = null;
     releaseMic();

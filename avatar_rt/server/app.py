@@ -172,12 +172,12 @@ class AvatarServer:
     async def edits_post(self, request: web.Request) -> web.Response:
         session = self._session(request)
         body = await _json_body(request, required=True, limit=MAX_EDIT_BYTES)
-        return web.json_response(session.edit("edit", body))
+        return web.json_response(session.edit("edit", body, from_http=True))
 
     async def edits_undo(self, request: web.Request) -> web.Response:
         session = self._session(request)
         body = await _json_body(request, required=False)
-        return web.json_response(session.edit("edit.undo", body))
+        return web.json_response(session.edit("edit.undo", body, from_http=True))
 
     async def preset_save(self, request: web.Request) -> web.Response:
         session = self._session(request)
@@ -186,7 +186,7 @@ class AvatarServer:
     async def preset_apply(self, request: web.Request) -> web.Response:
         session = self._session(request)
         body = await _json_body(request, required=False)
-        return web.json_response(session.edit("preset.apply", {**body, "name": request.match_info["name"]}))
+        return web.json_response(session.edit("preset.apply", {**body, "name": request.match_info["name"]}, from_http=True))
 
     async def presets(self, request: web.Request) -> web.Response:
         return web.json_response({"names": self.store.preset_names()})

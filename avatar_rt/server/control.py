@@ -72,8 +72,9 @@ class ControlChannel:
 
     def _edit(self, kind: str, msg: dict) -> None:
         request_id = msg.get("id") if isinstance(msg.get("id"), (int, str)) else None
+        body = {k: v for k, v in msg.items() if k not in ("id", "type")}  # transport keys, not edit fields
         try:
-            reply = self._on_edit(kind, msg)
+            reply = self._on_edit(kind, body)
         except AvatarRtError as exc:
             reply = {"type": "error", "code": exc.code, "message": exc.message}
         if request_id is not None:

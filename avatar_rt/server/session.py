@@ -82,9 +82,13 @@ class Session:
             "audio_underruns": self.jitter.underruns,
         }
 
-    def edit(self, kind: str, body: dict) -> dict:
+    def edit(self, kind: str, body: dict, *, from_http: bool = False) -> dict:
         """One edit-API message (HTTP or datachannel); the reply is sent once the edit is durable."""
+        before = self.edits.version
         reply = edit_api.handle(kind, body, self.edits, self.store, self.pipeline.media_time)
+        if from_http and self.edits.version != before and self.control is not None:
+            # A page showing the controls learns of changes an agent made over HTTP.
+            self.control.send({**reply, "type": "edit.changed"})
         if self.edits.state.static_key() != self._static_key and self.avatars is not None:
             # Static edits re-bake the portrait off the frame path; frames go on meanwhile.
             self._spawn(self._rebake(fade_s=0.3))
