@@ -1,0 +1,214 @@
+"""Build the lip-sync dataset: synthesized speech + exact phonemes + coarticulated targets.
+
+    python -m export.lipsync.data --out DIR --utterances N [--seed 0] [--jobs 2]
+
+writes DIR/{train,val,heldout}/NNNNNN.npz and DIR/index.json in the format of
+docs/lipsync.md. train and val share voices and sentence material; heldout uses
+espeak voices and sentences never used for train/val (`HELDOUT_*` below and
+`sentences.py`). Every utterance is a pure function of (seed, its index), so the
+dataset is the same whatever --jobs is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from export.lipsync import coarticulation as co
+from export.lipsync import phonemes as ph
+from export.lipsync import sentences, synth
+
+# espeak-ng base voices (names as libespeak-ng resolves them: "en" is the British voice gmw/en).
+TRAIN_BASES = ("en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd")
+HELDOUT_BASES = ("en-029", "en-us-nyc")
+# Variants heard only in held-out evaluation; every other installed variant is for training.
+HELDOUT_VARIANTS = ("Andy", "Annie", "f4", "m6", "klatt3", "steph2", "iven3", "john", "linda", "norbert",
+                    "quincy", "edward2")
+SPLITS = ("train", "val", "heldout")
+CHUNK = 8  # utterances per worker task (Festival synthesizes a chunk in one process)
+
+
+@dataclass
+class Spec:
+    index: int
+    split: str
+    engine: str  # "espeak" | "festival"
+    voice: str
+    text: str
+    rate: int = 175  # espeak: words per minute
+    pitch: int = 50  # espeak: 0–100
+    pitch_range: int = 50  # espeak: 0–100
+    stretch: float = 1.1  # festival: Duration_Stretch
+    f0_mean: float = 105.0  # festival: Hz
+    f0_std: float = 14.0
+
+    @property
+    def file(self) -> str:
+        return f"{self.split}/{self.index:06d}.npz"
+
+
+def train_variants() -> list[str]:
+    return [v for v in synth.espeak_variants() if v not in HELDOUT_VARIANTS]
+
+
+def _rng(seed: int, index: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, index, stream])
+
+
+def split_counts(n: int, val_frac: float, heldout_frac: float) -> dict[str, int]:
+    n_val = max(1, round(n * val_frac)) if n >= 3 else 0
+    n_held = max(1, round(n * heldout_frac)) if n >= 3 else 0
+    return {"train": n - n_val - n_held, "val": n_val, "heldout": n_held}
+
+
+def plan(n: int, seed: int, festival_frac: float, val_frac: float, heldout_frac: float,
+         use_festival: bool) -> list[Spec]:
+    counts = split_counts(n, val_frac, heldout_frac)
+    splits = [s for s in SPLITS for _ in range(counts[s])]
+    variants = train_variants()
+    specs = []
+    for i, split in enumerate(splits):
+        rng = _rng(seed, i, 0)
+        text = sentences.sentence(rng, split)
+        if split != "heldout" and use_festival and rng.random() < festival_frac:
+            specs.append(Spec(i, split, "festival", "kal_diphone", text, stretch=float(rng.uniform(0.85, 1.4)),
+                              f0_mean=float(rng.uniform(80, 140)), f0_std=float(rng.uniform(8, 25))))
+            continue
+        if split == "heldout":
+            base = str(rng.choice(TRAIN_BASES + HELDOUT_BASES))
+            pool = list(HELDOUT_VARIANTS) + ([None] if base in HELDOUT_BASES else [])
+        else:
+            base, pool = str(rng.choice(TRAIN_BASES)), [None] + variants
+        variant = pool[int(rng.integers(len(pool)))]
+        voice = base if variant is None else f"{base}+{variant}"
+        specs.append(Spec(i, split, "espeak", voice, text, rate=int(rng.integers(130, 221)),
+                          pitch=int(rng.integers(30, 71)), pitch_range=int(rng.integers(20, 81))))
+    return specs
+
+
+def _check_tiling(u: synth.Utterance) -> None:
+    ok = (u.starts[0] == 0 and np.all(u.ends > u.starts) and np.allclose(u.starts[1:], u.ends[:-1])
+          and abs(u.ends[-1] - u.duration) < 1e-9)
+    if not ok:
+        raise RuntimeError(f"segments do not tile the audio for {u.voice} {u.text!r}")
+
+
+def _write(out: Path, spec: Spec, u: synth.Utterance, seed: int) -> dict:
+    _check_tiling(u)
+    n_frames = co.frame_count(len(u.audio))
+    t = co.targets(u.phonemes, u.starts, u.ends, n_frames, _rng(seed, spec.index, 1))
+    if not np.all(np.isfinite(t.articulation)):
+        raise RuntimeError(f"non-finite targets for {spec}")
+    np.savez(out / spec.file, audio=u.audio, phonemes=np.array(u.phonemes, dtype="<U4"),
+             starts=u.starts.astype(np.float32), ends=u.ends.astype(np.float32), visemes=t.visemes,
+             articulation=t.articulation, style=t.style)
+    meta = {"id": f"{spec.index:06d}", "file": spec.file, "split": spec.split, "engine": spec.engine,
+            "voice": u.voice, "text": spec.text, "duration": round(u.duration, 4), "frames": n_frames,
+            "phonemes": len(u.phonemes)}
+    if spec.engine == "espeak":
+        meta.update(rate=spec.rate, pitch=spec.pitch, pitch_range=spec.pitch_range)
+    else:
+        meta.update(stretch=round(spec.stretch, 3), f0_mean=round(spec.f0_mean, 1), f0_std=round(spec.f0_std, 1))
+    return meta
+
+
+def run_chunk(args: tuple[str, int, list[dict]]) -> tuple[list[dict], dict[str, int]]:
+    """Synthesize and write one chunk (one engine); returns its index entries and unknown symbols."""
+    out_dir, seed, spec_dicts = args
+    out, specs = Path(out_dir), [Spec(**d) for d in spec_dicts]
+    before = Counter(ph.UNKNOWN)
+    if specs[0].engine == "festival":
+        utts = synth.festival_synth([synth.FestivalRequest(s.text, s.stretch, s.f0_mean, s.f0_std) for s in specs])
+    else:
+        es = synth.Espeak.get()
+        utts = [es.synth(s.text, s.voice, s.rate, s.pitch, s.pitch_range) for s in specs]
+    metas = [_write(out, s, u, seed) for s, u in zip(specs, utts)]
+    return metas, dict(Counter(ph.UNKNOWN) - before)
+
+
+def _chunks(specs: list[Spec]) -> list[list[Spec]]:
+    by_engine: dict[str, list[Spec]] = {}
+    for s in specs:
+        by_engine.setdefault(s.engine, []).append(s)
+    chunks = [group[i:i + CHUNK] for group in by_engine.values() for i in range(0, len(group), CHUNK)]
+    return sorted(chunks, key=lambda c: c[0].index)
+
+
+def build(out: Path, n: int, seed: int = 0, jobs: int = 2, festival_frac: float = 0.2,
+          val_frac: float = 0.05, heldout_frac: float = 0.1, progress: bool = True) -> dict:
+    """Generate the dataset; returns the index (also written to out/index.json)."""
+    if not synth.espeak_available():
+        raise RuntimeError(f"libespeak-ng is missing ({synth.ESPEAK_LIB}): apt-get install espeak-ng")
+    use_festival = festival_frac > 0 and synth.festival_available()
+    if festival_frac > 0 and not use_festival:
+        print("festival/kal_diphone not installed: espeak-ng only (apt-get install festival festvox-kallpc16k)",
+              file=sys.stderr)
+    specs = plan(n, seed, festival_frac, val_frac, heldout_frac, use_festival)
+    for split in SPLITS:
+        (out / split).mkdir(parents=True, exist_ok=True)
+    tasks = [(str(out), seed, [asdict(s) for s in c]) for c in _chunks(specs)]
+    metas: list[dict] = []
+    unknown: Counter[str] = Counter()
+    start = time.perf_counter()
+    bar = tqdm(total=len(specs), desc="lipsync data", unit="utt", disable=not progress)
+    pool = multiprocessing.get_context("fork").Pool(jobs) if jobs > 1 else None
+    try:
+        results = pool.imap_unordered(run_chunk, tasks) if pool else map(run_chunk, tasks)
+        for chunk_metas, chunk_unknown in results:
+            metas += chunk_metas
+            unknown.update(chunk_unknown)
+            bar.update(len(chunk_metas))
+    finally:
+        bar.close()
+        if pool:
+            pool.close()
+            pool.join()
+    seconds = time.perf_counter() - start
+    metas.sort(key=lambda m: m["id"])
+    audio_s = sum(m["duration"] for m in metas)
+    index = {
+        "format": 1, "sample_rate": synth.SAMPLE_RATE, "hop_s": co.HOP_S, "seed": seed,
+        "visemes": list(ph.VISEMES), "groups": list(ph.GROUPS), "viseme_group": list(ph.VISEME_GROUP_INDEX),
+        "articulation": list(co.ARTICULATION), "style_keys": list(co.STYLE_KEYS), "arpabet": list(ph.ARPABET),
+        "counts": {s: sum(m["split"] == s for m in metas) for s in SPLITS},
+        "unknown_symbols": dict(unknown),
+        "generation": {"seconds": round(seconds, 2), "jobs": jobs, "audio_seconds": round(audio_s, 1),
+                       "utterances_per_s": round(len(metas) / seconds, 2)},
+        "utterances": metas,
+    }
+    (out / "index.json").write_text(json.dumps(index, indent=1))
+    return index
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m export.lipsync.data", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--utterances", type=int, required=True, help="total over train, val and heldout")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--festival-frac", type=float, default=0.2, help="share of train/val from Festival kal_diphone")
+    ap.add_argument("--val-frac", type=float, default=0.05)
+    ap.add_argument("--heldout-frac", type=float, default=0.1)
+    a = ap.parse_args(argv)
+    index = build(a.out, a.utterances, a.seed, a.jobs, a.festival_frac, a.val_frac, a.heldout_frac)
+    g = index["generation"]
+    rate = g["utterances_per_s"]
+    print(f"{len(index['utterances'])} utterances ({index['counts']}), {g['audio_seconds']:.0f} s of audio "
+          f"in {g['seconds']:.1f} s with {a.jobs} jobs: {rate:.1f} utterances/s, "
+          f"{g['audio_seconds'] / g['seconds']:.0f}× real time; about {int(rate * 300)} utterances in 5 minutes")
+    if index["unknown_symbols"]:
+        print(f"unknown phoneme symbols (fallback used): {index['unknown_symbols']}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,308 @@
+"""Speech synthesis with exact phoneme timings: espeak-ng (libespeak-ng via ctypes) and Festival.
+
+Both return an `Utterance`: 16 kHz mono int16 audio and ARPAbet segments that tile
+it exactly (starts[0] = 0, ends[i] = starts[i+1], ends[-1] = duration).
+
+espeak-ng: phoneme events carry the sample index where each phoneme starts, so
+boundaries are exact to the sample. Two places where espeak's event is not where
+the mouth moves are corrected from the waveform itself:
+  * a stop's closure is synthesized as a pause *before* its event (the `prepause`
+    in espeak's Generate()), so the closure silence would belong to the previous
+    phoneme; the stop's start is moved back to where that digital silence begins
+    (lips shut at the start of the silence in "a map", not at the burst).
+  * after a nasal, a vowel's event comes after the vowel's onset transition; the
+    boundary is moved back to where the level jumps from the murmur to the vowel
+    (the lips open for "ma" when the sound gets loud, not 30 ms later).
+
+Festival (kal_diphone): the Segment relation's end times, read from a Scheme
+script run by `festival --batch`; the final pause is stretched to the wave's end.
+
+The voices of `festvox-us-slt-hts` and `festvox-kdlpc16k` are reserved for
+independent evaluation: every entry point refuses them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from export.lipsync import phonemes as ph
+
+SAMPLE_RATE = 16000
+ESPEAK_LIB = "/usr/lib/x86_64-linux-gnu/libespeak-ng.so.1"
+ESPEAK_DATA = "/usr/lib/x86_64-linux-gnu/espeak-ng-data"
+
+# Reserved for independent evaluation (DESIGN.md): never synthesize with them.
+RESERVED_VOICE_PATTERNS = ("slt", "kdl")
+FESTIVAL_VOICES = ("kal_diphone",)
+
+
+class ReservedVoiceError(ValueError):
+    """The voice is reserved for independent evaluation and must not be used for training data."""
+
+
+def check_voice(name: str) -> None:
+    low = name.lower()
+    if any(p in low for p in RESERVED_VOICE_PATTERNS):
+        raise ReservedVoiceError(
+            f"voice {name!r} is reserved for independent evaluation (festvox-us-slt-hts, festvox-kdlpc16k); "
+            "training data must never use it")
+
+
+@dataclass
+class Utterance:
+    audio: np.ndarray  # (n,) int16 at SAMPLE_RATE
+    phonemes: list[str]  # ARPAbet, one per segment
+    starts: np.ndarray  # (p,) float64 seconds
+    ends: np.ndarray  # (p,) float64 seconds
+    voice: str
+    text: str
+    raw: list[str] = field(default_factory=list)  # the synthesizer's own symbols, before mapping
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+
+def _to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Polyphase resampling (Kaiser-windowed FIR): no aliasing from the 22.05 kHz espeak output."""
+    x = audio.astype(np.float32)
+    if rate != SAMPLE_RATE:
+        g = np.gcd(SAMPLE_RATE, rate)
+        x = resample_poly(x, SAMPLE_RATE // g, rate // g)
+    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+
+
+def _segments(symbols: list[str], bounds: list[int], rate: int, n_out: int,
+              mapper) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Synthesizer symbols with sample bounds → merged ARPAbet segments tiling [0, n_out/16k]."""
+    names: list[str] = []
+    edges: list[float] = []
+    for sym, a, b in zip(symbols, bounds[:-1], bounds[1:]):
+        if b <= a:
+            continue  # an event with no samples of its own covers no time
+        arpa = mapper(sym)
+        step = (b - a) / len(arpa)  # two-sound symbols are split in equal halves
+        for i, p in enumerate(arpa):
+            if names and p == ph.SIL and names[-1] == ph.SIL:
+                continue  # consecutive pauses are one silence
+            names.append(p)
+            edges.append((a + i * step) / rate)
+    starts = np.array(edges, dtype=np.float64)
+    ends = np.append(starts[1:], n_out / SAMPLE_RATE)
+    starts[0] = 0.0
+    return names, starts, ends
+
+
+# ---------------------------------------------------------------- espeak-ng
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):  # espeak_EVENT in speak_lib.h
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", _EventId)]
+
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_INIT_PHONEME_EVENTS, _INIT_DONT_EXIT = 0x0001, 0x8000
+_EVENT_LIST_TERMINATED, _EVENT_PHONEME = 0, 7
+_PARAM_RATE, _PARAM_PITCH, _PARAM_RANGE = 1, 3, 4
+_POS_CHARACTER, _CHARS_UTF8 = 1, 1
+
+
+def espeak_available() -> bool:
+    return Path(ESPEAK_LIB).exists()
+
+
+def espeak_variants() -> list[str]:
+    """The installed `+variant` names (files in espeak-ng-data/voices/!v), spaces excluded."""
+    folder = Path(ESPEAK_DATA) / "voices" / "!v"
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and " " not in p.name) if folder.is_dir() else []
+
+
+class Espeak:
+    """libespeak-ng in synchronous mode. The library is one global state per process,
+    so there is one instance per process (`Espeak.get()`) and calls are serialised."""
+
+    _instance: Espeak | None = None
+
+    def __init__(self) -> None:
+        self._lib = ctypes.CDLL(ESPEAK_LIB)
+        self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        self._lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
+                                           ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+        self.rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None,
+                                                _INIT_PHONEME_EVENTS | _INIT_DONT_EXIT)
+        if self.rate <= 0:
+            raise RuntimeError("espeak_Initialize failed")
+        self._chunks: list[bytes] = []
+        self._events: list[tuple[int, str]] = []
+        self._callback = _CALLBACK(self._collect)  # kept alive: the library holds the pointer
+        self._lib.espeak_SetSynthCallback(self._callback)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def get(cls) -> Espeak:
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    def _collect(self, wav, n, events) -> int:
+        if wav and n > 0:
+            self._chunks.append(ctypes.string_at(wav, n * 2))
+        i = 0
+        while events[i].type != _EVENT_LIST_TERMINATED:
+            e = events[i]
+            if e.type == _EVENT_PHONEME:
+                # `sample` is the exact sample index; audio_position is the same in whole ms.
+                self._events.append((e.sample, bytes(e.id.string).split(b"\0")[0].decode("utf-8", "replace")))
+            i += 1
+        return 0  # 0 = go on synthesizing
+
+    def synth(self, text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50,
+              pitch_range: int = 50) -> Utterance:
+        """Speak `text` with `voice` (e.g. "en-gb+m3"), `rate` in words per minute, pitch 0–100."""
+        check_voice(voice)
+        with self._lock:
+            if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
+                raise ValueError(f"espeak-ng has no voice {voice!r}")
+            for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range)):
+                self._lib.espeak_SetParameter(param, int(value), 0)
+            self._chunks, self._events = [], []
+            data = text.encode("utf-8") + b"\0"
+            err = self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+            if err != 0:
+                raise RuntimeError(f"espeak_Synth failed ({err})")
+            audio22 = np.frombuffer(b"".join(self._chunks), dtype=np.int16).copy()
+            events = list(self._events)
+        symbols = ["_"] + [name for _, name in events]  # before the first event: silence
+        bounds = [0] + [min(max(s, 0), len(audio22)) for s, _ in events] + [len(audio22)]
+        bounds = list(np.maximum.accumulate(bounds))  # events are in order; guard anyway
+        arpa_first = [ph.espeak_to_arpabet(s)[0] for s in symbols]
+        arpa_last = [ph.espeak_to_arpabet(s)[-1] for s in symbols]
+        _move_closures(audio22, self.rate, arpa_first, arpa_last, bounds)
+        _move_nasal_releases(audio22, self.rate, arpa_first, arpa_last, bounds)
+        audio = _to_16k(audio22, self.rate)
+        names, starts, ends = _segments(symbols, bounds, self.rate, len(audio), ph.espeak_to_arpabet)
+        return Utterance(audio, names, starts, ends, f"espeak:{voice}", text, symbols)
+
+
+def _move_closures(audio: np.ndarray, rate: int, first: list[str], last: list[str], bounds: list[int]) -> None:
+    """Give each stop the digital silence (its closure) that espeak puts before its event."""
+    quiet = np.abs(audio.astype(np.int32)) <= 2
+    for i in range(1, len(first)):
+        if first[i] not in ph.STOPS or last[i - 1] == ph.SIL:
+            continue  # after a pause the silence is the pause's
+        a, b = bounds[i - 1], bounds[i]
+        j = b
+        while j > a and quiet[j - 1]:
+            j -= 1
+        floor = a + max((b - a) // 3, int(0.015 * rate))  # the previous phoneme keeps some of itself
+        if b - j >= int(0.005 * rate):
+            bounds[i] = max(j, min(floor, b))
+
+
+def _move_nasal_releases(audio: np.ndarray, rate: int, first: list[str], last: list[str],
+                         bounds: list[int]) -> None:
+    """Move a nasal→vowel boundary back to where the level jumps from the murmur to the vowel."""
+    step, win = int(0.0025 * rate), int(0.010 * rate)  # a 10 ms RMS (longer than a pitch period) every 2.5 ms
+    power = np.convolve(audio.astype(np.float64) ** 2, np.ones(win) / win, mode="same")
+    env = np.sqrt(power + 1.0)
+    for i in range(1, len(first) - 1):
+        if first[i] not in ph.VOWELS or last[i - 1] not in ph.NASALS:
+            continue
+        a, b = bounds[i - 1], bounds[i]
+        c = min(bounds[i + 1], b + int(0.05 * rate))
+        if b - a < 4 * step or c - b < 4 * step:
+            continue
+        murmur = np.median(env[a:(a + b) // 2])
+        vowel = np.median(env[b:c])
+        if vowel < 1.6 * murmur:
+            continue  # no clear jump: keep espeak's boundary
+        level = np.sqrt(murmur * vowel)  # halfway in dB
+        lo = max((a + b) // 2, b - int(0.06 * rate))
+        k = b
+        while k - step >= lo and env[k - step] > level:
+            k -= step
+        bounds[i] = k
+
+
+# ---------------------------------------------------------------- Festival
+
+def festival_available() -> bool:
+    return shutil.which("festival") is not None and Path("/usr/share/festival/voices/english/kal_diphone").is_dir()
+
+
+def _scheme_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass
+class FestivalRequest:
+    text: str
+    stretch: float = 1.0  # Duration_Stretch: > 1 is slower
+    f0_mean: float = 105.0  # Hz, kal's default is 105
+    f0_std: float = 14.0
+
+
+def festival_synth(requests: list[FestivalRequest], voice: str = "kal_diphone") -> list[Utterance]:
+    """Synthesize several utterances in one Festival process (its start-up dominates a short one)."""
+    check_voice(voice)
+    if voice not in FESTIVAL_VOICES:
+        raise ValueError(f"Festival voice {voice!r} is not one of the training voices {FESTIVAL_VOICES}")
+    with tempfile.TemporaryDirectory(prefix="festival-") as tmp:
+        lines = [f"(voice_{voice})"]
+        for i, r in enumerate(requests):
+            wav = os.path.join(tmp, f"{i}.wav")
+            lines += [
+                f"(Parameter.set 'Duration_Stretch {r.stretch:.3f})",
+                f"(set! int_lr_params '((target_f0_mean {r.f0_mean:.1f}) (target_f0_std {r.f0_std:.1f}) "
+                "(model_f0_mean 170) (model_f0_std 34)))",
+                f"(set! utt (utt.synth (eval (list 'Utterance 'Text {_scheme_string(r.text)}))))",
+                f'(utt.save.wave utt "{wav}" \'riff)',
+                f'(format t "UTT {i}\\n")',
+                '(mapcar (lambda (s) (format t "SEG %s %f\\n" (item.name s) (item.feat s "end"))) '
+                "(utt.relation.items utt 'Segment))",
+            ]
+        script = os.path.join(tmp, "run.scm")
+        Path(script).write_text("\n".join(lines) + "\n")
+        proc = subprocess.run(["festival", "--batch", script], capture_output=True, text=True, timeout=300)
+        segs: dict[int, list[tuple[str, float]]] = {}
+        current = -1
+        for line in proc.stdout.splitlines():
+            if m := re.fullmatch(r"UTT (\d+)", line.strip()):
+                current = int(m.group(1))
+                segs[current] = []
+            elif (m := re.fullmatch(r"SEG (\S+) ([-\d.eE+]+)", line.strip())) and current >= 0:
+                segs[current].append((m.group(1), float(m.group(2))))
+        out = []
+        for i, r in enumerate(requests):
+            if i not in segs or not segs[i]:
+                raise RuntimeError(f"festival produced no segments for {r.text!r}: {proc.stderr[-500:]}")
+            with wave.open(os.path.join(tmp, f"{i}.wav")) as w:
+                rate = w.getframerate()
+                raw_audio = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+            audio = _to_16k(raw_audio, rate)
+            symbols = [s for s, _ in segs[i]]
+            ends_s = [e for _, e in segs[i]]
+            # Segment ends are in seconds; the last (a pause) is stretched to the wave's end.
+            bounds = [0] + [min(int(round(e * rate)), len(raw_audio)) for e in ends_s[:-1]] + [len(raw_audio)]
+            bounds = list(np.maximum.accumulate(bounds))
+            names, starts, ends = _segments(symbols, bounds, rate, len(audio), ph.festival_to_arpabet)
+            out.append(Utterance(audio, names, starts, ends, f"festival:{voice}", r.text, symbols))
+        return out

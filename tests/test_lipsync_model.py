@@ -1,0 +1,234 @@
+"""Stage A end to end: a tiny training run exports an ONNX engine, and the runtime (avatar_rt/motion/lipsync.py)
+streams it with exact alignment, equal to batch inference, robust to bad input and within the 1 ms budget.
+
+The training run is the real command (`python -m export.lipsync.stage_a --tiny`) on a dozen utterances from
+the real dataset generator (export.lipsync.data). The model it makes is barely trained, so these tests check
+plumbing, alignment and robustness, not lip-sync quality (benchmarks/lipsync does that on the real model).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from avatar_rt import engines
+from avatar_rt.audio.features import HOP, log_mel
+from avatar_rt.motion.lipsync import (ENGINE_NAME, LipSyncModel, StageAStream, frame_end_sample, hop_for_frame,
+                                      load_session, lookahead_for)
+from avatar_rt.motion.params import MotionParams
+from conftest import REPO
+
+ARTICULATION = ("jaw_open", "lip_spread", "lip_round", "upper_lip_raise", "lower_lip_drop", "lip_press",
+                "teeth_show")
+
+
+def build_tiny_dataset(root: Path) -> Path:
+    """A dozen utterances from the real dataset generator (espeak-ng with exact phoneme timings, coarticulated
+    targets), in the npz format of docs/lipsync.md: 10 train, 1 val, 1 held-out."""
+    data = pytest.importorskip("export.lipsync.data")
+    if not data.synth.espeak_available():
+        pytest.skip("libespeak-ng is not installed (the README test command installs it)")
+    data.build(root, 12, seed=0, jobs=1, festival_frac=0.0, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """engines dir with lipsync_stage_a.onnx and manifest.json from a tiny training run of the real command."""
+    pytest.importorskip("torch", reason="training needs torch (the `train` extra)")
+    root = tmp_path_factory.mktemp("lipsync")
+    data = build_tiny_dataset(root / "data")
+    out = root / "engines"
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "export.lipsync.stage_a", "--data", str(data), "--out", str(out),
+                           "--tiny", "--checkpoint", str(root / "stage_a.pt")],
+                          cwd=REPO, capture_output=True, text=True, timeout=240)
+    print(f"tiny training + export: {time.monotonic() - t0:.1f} s\n{proc.stdout[-1500:]}")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def utterance(trained) -> np.ndarray:
+    """A validation utterance with extra silence, ~3.5 s."""
+    path = sorted((trained.parent / "data" / "val").glob("*.npz"))[0]
+    with np.load(path) as z:
+        return np.concatenate([z["audio"], np.zeros(4800, np.int16)])
+
+
+def batch_outputs(session: ort.InferenceSession, audio: np.ndarray) -> dict[str, np.ndarray]:
+    """Whole-utterance inference: offline features, one ONNX call from the zero state; row h is hop h."""
+    stream = StageAStream(session)
+    mel = log_mel(audio, stream.features.normalizer.stats)
+    feed = {"mel": mel[None]}
+    for i in session.get_inputs():
+        if i.name.startswith("state_"):
+            feed[i.name] = np.zeros(i.shape, np.float32)
+    art, vis, phon = session.run(["articulation", "viseme_probs", "phoneme_probs"], feed)[:3]
+    r = stream.right_context
+    return {"articulation": art[0, r:], "viseme_probs": vis[0, r:], "phoneme_probs": phon[0, r:]}
+
+
+def test_tiny_training_exports_a_checked_engine(trained):
+    path = engines.engine_path(ENGINE_NAME, trained)  # exists, sha256 matches the manifest
+    entry = engines.engine_entry(ENGINE_NAME, trained)
+    assert entry["opset"] == 17
+    meta = entry["metadata"]
+    assert int(meta["right_context_hops"]) <= 8
+    assert int(meta["parameters"]) <= 300_000
+    assert meta["articulation"].split(",") == list(ARTICULATION)
+    assert len(json.loads(meta["feature_stats"])["mean"]) == 80
+    names_in = [i["name"] for i in entry["inputs"]]
+    names_out = [o["name"] for o in entry["outputs"]]
+    assert names_in[0] == "mel" and all(n.startswith("state_") for n in names_in[1:])
+    assert names_out[:3] == ["articulation", "viseme_probs", "phoneme_probs"]
+    assert sorted(names_out[3:]) == sorted("next_" + n for n in names_in[1:])
+    session = load_session(path)
+    assert session.get_modelmeta().custom_metadata_map["right_context_hops"] == meta["right_context_hops"]
+
+
+def test_streaming_equals_batch_inference(trained, utterance):
+    session = load_session(engines.engine_path(ENGINE_NAME, trained))
+    ref = batch_outputs(session, utterance)
+    stream = StageAStream(session)
+    rng = np.random.default_rng(0)
+    got = {k: np.zeros_like(v) for k, v in ref.items()}
+    i = 0
+    while i < len(utterance):
+        n = int(rng.choice([0, 1, 100, 160, 533, 640, 1500]))
+        before = stream.hops_done
+        stream.push(utterance[i:i + n])
+        i += n
+        for h in range(before, stream.hops_done):
+            got["articulation"][h] = stream.articulation[h % 512]
+            got["viseme_probs"][h] = stream.viseme_probs[h % 512]
+            got["phoneme_probs"][h] = stream.phoneme_probs[h % 512]
+    assert stream.hops_done == len(ref["articulation"]) == len(utterance) // HOP - stream.right_context
+    for key in ref:
+        err = float(np.abs(got[key] - ref[key]).max())
+        print(f"{key}: max |stream − batch| = {err:.1e}")
+        assert err <= 1e-5
+
+
+@pytest.mark.parametrize("fps", [25.0, 30.0])
+def test_frames_come_out_aligned_as_the_pipeline_expects(trained, utterance, fps):
+    """Drive the model exactly as FramePipeline and offline.render_to_mp4 do (slice m = frame_bounds(m), frame
+    m − L comes out): frame n must be the batch output for the hop holding its centre time, every time."""
+    model = LipSyncModel(fps, engines_dir=trained, vad_gate=False)
+    R, L = model.right_context, model.lookahead_frames
+    assert L == lookahead_for(fps, R) == {25.0: 2, 30.0: 3}[fps]
+    ref = batch_outputs(model.stream.session, utterance)
+    n_frames = int(round(len(utterance) / 16000 * fps))
+    total_steps = n_frames + L
+    padded = np.zeros(frame_end_sample(total_steps - 1, fps), np.int16)
+    padded[:len(utterance)] = utterance[:len(padded)]
+    ref = batch_outputs(model.stream.session, padded)
+    shown = []
+    for m in range(total_steps):
+        start, stop = int(m * 16000 // fps), frame_end_sample(m, fps)
+        params = model.step(padded[start:stop], True)
+        if m < L:
+            assert params == MotionParams()
+            continue
+        n = m - L
+        h = hop_for_frame(n, fps)
+        assert (h + R + 1) * HOP <= stop  # the hop was computable from the audio delivered so far
+        assert model.last_hop == h
+        np.testing.assert_allclose(params.to_vector()[6:13], ref["articulation"][h], atol=1e-5)
+        np.testing.assert_allclose(model.viseme_posteriors, ref["viseme_probs"][h], atol=1e-5)
+        shown.append(n)
+    assert shown == list(range(n_frames))
+    assert model.late_frames == 0
+
+
+def test_silence_closes_the_mouth_and_speech_opens_the_gate(trained, utterance):
+    model = LipSyncModel(25.0, engines_dir=trained)
+    for _ in range(20):
+        p = model.step(np.zeros(640, np.int16), False)
+    assert p.jaw_open <= 0.01 and p.lip_round <= 0.01 and model.viseme_posteriors.argmax() == 0
+    model.reset()
+    jaws = [model.step(utterance[i:i + 640], True).jaw_open for i in range(0, len(utterance) - 639, 640)]
+    assert max(jaws) > 0.0
+
+
+BAD_INPUTS = {
+    "digital silence": lambda rng: np.zeros(640 * 50, np.int16),
+    "white noise": lambda rng: rng.normal(0, 8000, 640 * 50).clip(-32768, 32767).astype(np.int16),
+    "clipping": lambda rng: np.where(np.sin(np.arange(640 * 50) * 0.05) > 0, 32767, -32768).astype(np.int16),
+    "nan and inf": lambda rng: np.where(rng.random(640 * 50) < 0.3, np.nan,
+                                        np.where(rng.random(640 * 50) < 0.01, np.inf, rng.normal(0, 3000, 640 * 50))),
+    "float overs": lambda rng: rng.normal(0, 1e6, 640 * 50),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+@pytest.mark.parametrize("speech", [False, True])
+def test_bad_input_gives_finite_params_in_range(trained, name, speech):
+    model = LipSyncModel(25.0, engines_dir=trained)
+    audio = BAD_INPUTS[name](np.random.default_rng(1))
+    for i in range(0, len(audio), 640):
+        p = model.step(audio[i:i + 640], speech).to_vector()
+        assert np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1))
+        assert np.all(np.isfinite(model.viseme_posteriors))
+    if not speech:
+        assert p[6] <= 0.01  # jaw_open: the VAD says silence, the mouth is closed
+
+
+def test_odd_chunks_do_not_crash(trained, utterance):
+    """One-sample and empty slices (a caller off the media clock) degrade to the newest hop, never crash."""
+    model = LipSyncModel(25.0, engines_dir=trained)
+    for i in range(3000):
+        p = model.step(utterance[i:i + 1], True)
+        assert np.all(np.isfinite(p.to_vector()))
+    for _ in range(5):
+        model.step(np.zeros(0, np.int16), True)
+    assert model.late_frames > 0
+    model.step(np.tile(utterance, 3)[3000:], True)  # then a huge one: more hops than the output ring holds
+    assert model.stream.features.samples_seen == 3 * len(utterance)
+    assert model.stream.hops_done == 3 * len(utterance) // HOP - model.right_context
+
+
+def test_runtime_cost_per_video_frame(trained, utterance):
+    model = LipSyncModel(25.0, engines_dir=trained)
+    audio = np.tile(utterance, 3)
+    times = []
+    for i in range(0, len(audio) - 639, 640):
+        t0 = time.perf_counter()
+        model.step(audio[i:i + 640], True)
+        times.append(time.perf_counter() - t0)
+    med = 1e3 * float(np.median(times[10:]))
+    print(f"lip sync per 40 ms video frame (features + ONNX, 1 thread): median {med:.3f} ms, "
+          f"p95 {1e3 * float(np.percentile(times[10:], 95)):.3f} ms over {len(times) - 10} frames")
+    assert med <= 1.0
+
+
+def test_in_the_frame_pipeline_lips_and_voice_leave_together(trained, utterance):
+    """The real FramePipeline with the lip sync model: output frame n carries frame n's own audio slice and the
+    model's articulation for the hop at frame n's centre."""
+    from avatar_rt.avatar.reference import DEFAULT_PORTRAIT, load_portrait
+    from avatar_rt.pipeline import FramePipeline, frame_bounds
+
+    model = LipSyncModel(25.0, engines_dir=trained, vad_gate=False)
+    pipeline = FramePipeline(load_portrait(DEFAULT_PORTRAIT), 25.0, motion_model=model)
+    assert pipeline.lookahead_frames == 2 and pipeline.lookahead_ms == 80.0
+    ref = batch_outputs(model.stream.session, utterance)
+    frames, step = [], 0
+    while frame_bounds(step, 25.0)[1] <= len(utterance):
+        start, end = frame_bounds(step, 25.0)
+        out = pipeline.step(utterance[start:end], render=False)
+        if out is not None:
+            frames.append(out)
+        step += 1
+    assert [f.index for f in frames] == list(range(step - 2))
+    for f in frames:
+        start, end = frame_bounds(f.index, 25.0)
+        np.testing.assert_array_equal(f.audio, utterance[start:end])
+        np.testing.assert_allclose(f.params.to_vector()[6:13], ref["articulation"][hop_for_frame(f.index, 25.0)],
+                                   atol=1e-5)
