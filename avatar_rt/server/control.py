@@ -37,8 +37,11 @@ class ControlChannel:
         if self.open:
             self.channel.send(json.dumps(message, separators=(",", ":")))
 
-    def error(self, code: str, message: str) -> None:
-        self.send({"type": "error", "code": code, "message": message})
+    def error(self, code: str, message: str, request_id=None) -> None:
+        reply = {"type": "error", "code": code, "message": message}
+        if request_id is not None:
+            reply["id"] = request_id
+        self.send(reply)
 
     def push_metrics(self) -> None:
         self.send({"type": "metrics", **self._snapshot()})
@@ -66,7 +69,8 @@ class ControlChannel:
                    "subscribe": self._subscribe}.get(kind)
         if handler is None:
             known = ", ".join(("ping", "metrics", "subscribe") + EDIT_TYPES)
-            self.error("unknown_type", f"unknown message type {kind[:64]!r}; known: {known}")
+            request_id = msg.get("id") if isinstance(msg.get("id"), (int, str)) else None
+            self.error("unknown_type", f"unknown message type {kind[:64]!r}; known: {known}", request_id)
             return
         handler(msg)
 
