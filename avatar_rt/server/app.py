@@ -82,6 +82,17 @@ async def _json_body(request: web.Request, *, required: bool, limit: int = MAX_J
     return body
 
 
+def _warm_text_model() -> None:
+    """Load the free-text model off the event loop, so the first text edit does not stall frames."""
+    try:
+        from avatar_rt.edits.text_edits import shared_editor
+
+        shared_editor()
+        log.info("free-text edits ready")
+    except Exception as exc:  # free text is optional: everything else works without the model
+        log.info("free-text edits unavailable: %s", exc)
+
+
 class AvatarServer:
     def __init__(self, config: ServerConfig):
         self.config = config
@@ -95,6 +106,7 @@ class AvatarServer:
         avatar = await self.avatars.add(Path(self.config.avatar).read_bytes(), pinned=True)
         self.default_avatar_id = avatar.avatar_id
         log.info("default avatar %s ready (%s)", avatar.avatar_id, self.config.avatar)
+        asyncio.get_running_loop().run_in_executor(None, _warm_text_model)
 
     async def shutdown(self, app: web.Application) -> None:
         await asyncio.gather(*(s.close() for s in list(self.sessions.values())), return_exceptions=True)
@@ -174,6 +186,11 @@ class AvatarServer:
         body = await _json_body(request, required=True, limit=MAX_EDIT_BYTES)
         return web.json_response(session.edit("edit", body, from_http=True))
 
+    async def edits_text(self, request: web.Request) -> web.Response:
+        session = self._session(request)
+        body = await _json_body(request, required=True, limit=MAX_EDIT_BYTES)
+        return web.json_response(session.edit("edit.text", body, from_http=True))
+
     async def edits_undo(self, request: web.Request) -> web.Response:
         session = self._session(request)
         body = await _json_body(request, required=False)
@@ -241,6 +258,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_delete("/v1/sessions/{session_id}", server.delete_session)
     app.router.add_get("/v1/sessions/{session_id}/edits", server.edits_get)
     app.router.add_post("/v1/sessions/{session_id}/edits", server.edits_post)
+    app.router.add_post("/v1/sessions/{session_id}/edits/text", server.edits_text)
     app.router.add_post("/v1/sessions/{session_id}/edits/undo", server.edits_undo)
     app.router.add_put("/v1/sessions/{session_id}/presets/{name}", server.preset_save)
     app.router.add_post("/v1/sessions/{session_id}/presets/{name}/apply", server.preset_apply)

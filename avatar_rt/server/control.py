@@ -80,7 +80,7 @@ class ControlChannel:
         try:
             reply = self._on_edit(kind, body)
         except AvatarRtError as exc:
-            reply = {"type": "error", "code": exc.code, "message": exc.message}
+            reply = {"type": "error", **exc.to_json()["error"]}
         if request_id is not None:
             reply["id"] = request_id
         self.send(reply)

@@ -13,7 +13,7 @@ from avatar_rt.edits.schema import DEFAULT_TRANSITION_MS, EditError, parse_edit
 from avatar_rt.edits.store import EditStore
 
 PRESET_NAME = re.compile(r"^[A-Za-z0-9_. -]{1,64}$")
-MESSAGE_TYPES = ("edit", "edit.undo", "edit.get", "preset.save", "preset.apply", "preset.list")
+MESSAGE_TYPES = ("edit", "edit.text", "edit.undo", "edit.get", "preset.save", "preset.apply", "preset.list")
 
 
 def _preset_name(body: dict) -> str:
@@ -34,6 +34,10 @@ def handle(kind: str, body: dict, engine: EditEngine, store: EditStore | None, n
     """Carry out one edit-API message; returns the reply (raises AvatarRtError on bad input)."""
     if kind == "edit":
         version = engine.submit(parse_edit(body), now, raw={k: v for k, v in body.items() if k != "type"})
+    elif kind == "edit.text":
+        from avatar_rt.edits.text_edits import handle_text, shared_editor  # loads the text model on first use
+
+        return handle_text(body, engine, now, shared_editor())
     elif kind == "edit.undo":
         version = engine.undo(now, _transition_s(body))
     elif kind == "edit.get":
