@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--size", type=_size, default=512, help="output width and height in pixels (default: 512)")
     serve.add_argument("--max-sessions", type=int, default=4,
                        help="concurrent sessions before new ones are refused with 503 (default: 4)")
+    serve.add_argument("--motion", choices=("auto", "lipsync", "loudness"), default="auto",
+                       help="what drives the mouth: the trained lip-sync model, the loudness jaw, or auto "
+                            "(the model when engines/ has it; default)")
     serve.add_argument("--db", type=Path, default=None,
                        help="SQLite file for uploaded avatars, their edits, edit history and presets "
                             "(default: $XDG_DATA_HOME/avatar_rt/avatar_rt.sqlite3)")
@@ -53,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-o", "--output", type=Path, help="output MP4 path; required unless --contact-sheet")
     render.add_argument("--contact-sheet", type=Path, metavar="OUT.png",
                         help="write a PNG grid of labelled frames (one per motion setting) instead of a video")
+    render.add_argument("--motion", choices=("auto", "lipsync", "loudness"), default="auto",
+                        help="what drives the mouth (as for serve; default auto)")
     render.add_argument("--sheet", choices=("rig", "emotions"), default="rig",
                         help="with --contact-sheet: the rig's poses (default) or the emotions")
     render.add_argument("--fps", type=_positive_fps, default=25.0, help="frame rate (default: 25)")
@@ -91,7 +96,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"avatar-rt: no such portrait: {args.avatar}", file=sys.stderr)
         return 2
     config = ServerConfig(avatar=args.avatar, fps=args.fps, size=args.size, max_sessions=args.max_sessions,
-                          db=args.db)
+                          db=args.db, motion=args.motion)
     print(f"avatar-rt: serving on http://{args.host}:{args.port}/ (open it in a browser)", flush=True)
     web.run_app(create_app(config), host=args.host, port=args.port, print=None)
     return 0
@@ -117,7 +122,7 @@ def _render(args: argparse.Namespace) -> int:
         bar.total = total
         bar.update(done - bar.n)
 
-    frames = render_to_mp4(portrait, audio, args.output, fps=args.fps, progress=progress)
+    frames = render_to_mp4(portrait, audio, args.output, fps=args.fps, progress=progress, motion=args.motion)
     bar.close()
     print(f"wrote {args.output} ({frames} frames at {args.fps:g} fps)")
     return 0

@@ -17,6 +17,7 @@ from avatar_rt import __version__
 from avatar_rt.edits.schema import MAX_EDIT_BYTES
 from avatar_rt.edits.store import EditStore
 from avatar_rt.errors import AvatarRtError, ImageError, LimitError, NotFoundError
+from avatar_rt.motion.factory import make_motion_model
 from avatar_rt.server.avatars import AvatarStore
 from avatar_rt.server.session import Session
 
@@ -41,6 +42,7 @@ class ServerConfig:
     size: int = 512
     max_sessions: int = 4
     db: Path | None = None  # SQLite file for avatars, edits, history and presets; None: default_db_path()
+    motion: str = "auto"  # which motion model drives the mouth (avatar_rt.motion.factory)
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -151,7 +153,8 @@ class AvatarServer:
         avatar = await self.avatars.get_or_restore(avatar_id)
         if len(self.sessions) >= self.config.max_sessions:
             raise LimitError(f"the server is at its limit of {self.config.max_sessions} sessions; try again later")
-        session = Session(avatar, self.config.fps, self.store, self.avatars)
+        session = Session(avatar, self.config.fps, self.store, self.avatars,
+                          motion_model=make_motion_model(self.config.motion, self.config.fps))
         await session.prepare()
         self.sessions[session.session_id] = session
         session.on_closed.append(lambda s: self.sessions.pop(s.session_id, None))

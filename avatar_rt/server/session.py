@@ -40,7 +40,7 @@ MAX_CATCH_UP_S = 1.0
 
 class Session:
     def __init__(self, avatar: Avatar, fps: float, store: EditStore | None = None,
-                 avatars: AvatarStore | None = None):
+                 avatars: AvatarStore | None = None, motion_model=None):
         self.session_id = uuid.uuid4().hex
         self.avatar = avatar
         self.fps = fps
@@ -53,7 +53,8 @@ class Session:
         self._static_key = ""
         # The avatar's persisted edits come back with every new session (a reconnect included).
         self.edits = EditEngine(avatar.avatar_id, store)
-        self.pipeline = FramePipeline(avatar.portrait, fps, renderer=avatar.renderer, edits=self.edits)
+        self.pipeline = FramePipeline(avatar.portrait, fps, renderer=avatar.renderer, edits=self.edits,
+                                      motion_model=motion_model)
         self.ingress = AudioIngress()
         self.jitter = AudioJitterBuffer()
         self.video = PipelineVideoTrack(fps, on_sent=self.metrics.frame_sent)
