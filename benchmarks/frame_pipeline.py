@@ -11,30 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 import wave
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-
-def machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
+from machine import machine  # benchmarks/machine.py, beside this script
 
 
 def speech(seconds: float) -> np.ndarray:

@@ -79,14 +79,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from machine import machine  # benchmarks/machine.py, beside this script
 
 FIDELITY_TARGET = 2.0  # % IOD
 PSNR_TARGET = 40.0  # dB
@@ -96,21 +95,6 @@ MONOTONIC_SLACK = 0.25  # % IOD a step of the eye opening may go the wrong way (
 BLINK_FRAME = 0.01
 
 
-def machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        load = round(os.getloadavg()[0], 2)
-    except OSError:
-        load = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load_1min": load}
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -10,13 +10,12 @@ baked portrait, alternating frame by frame so machine noise hits both alike.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
-from datetime import datetime, timezone
 
 import cv2
 import numpy as np
+
+from machine import machine  # benchmarks/machine.py, beside this script
 
 
 def main() -> None:
@@ -49,11 +48,10 @@ def main() -> None:
             start = time.perf_counter()
             renderer.render(rig.pose(params))
             times[name].append(time.perf_counter() - start)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
+    m = machine()
     print(f"static edits: every attribute at 0.5 and every appearance edit, {args.frames} frames each, one thread")
-    print(f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; bake took {bake_ms:.0f} ms once")
+    print(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['date']}, load {m['load_1min']}; "
+          f"bake took {bake_ms:.0f} ms once")
     med = {k: float(np.median(v)) * 1000 for k, v in times.items()}
     p99 = {k: float(np.percentile(v, 99)) * 1000 for k, v in times.items()}
     for name in setups:
