@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 # espeak-ng synthesizes the test speech; chromium is the browser the end-to-end test drives.
-ensure_system_packages espeak-ng chromium fonts-dejavu-core
+# festival (kal voice) and wamerican (word list) feed the lip-sync data generator the tests run.
+ensure_system_packages espeak-ng chromium fonts-dejavu-core festival festvox-kallpc16k wamerican
 # The train extra brings torch (a local CPU build): the tests run a tiny version of the model training.
 ensure_venv "dev,train"
 exec .venv/bin/python -m pytest -ra "$@"

@@ -5,8 +5,9 @@
 writes DIR/{train,val,heldout}/NNNNNN.npz and DIR/index.json in the format of
 docs/lipsync.md. train and val share voices and sentence material; heldout uses
 espeak voices and sentences never used for train/val (`HELDOUT_*` below and
-`sentences.py`). Every utterance is a pure function of (seed, its index), so the
-dataset is the same whatever --jobs is.
+`sentences.py`). What is said, by which voice and with which speaker style is a
+function of (seed, utterance index), and each chunk of utterances is synthesized
+in a fresh process, so the dataset is the same, bit for bit, whatever --jobs is.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ HELDOUT_BASES = ("en-029", "en-us-nyc")
 HELDOUT_VARIANTS = ("Andy", "Annie", "f4", "m6", "klatt3", "steph2", "iven3", "john", "linda", "norbert",
                     "quincy", "edward2")
 SPLITS = ("train", "val", "heldout")
-CHUNK = 8  # utterances per worker task (Festival synthesizes a chunk in one process)
+CHUNK = 16  # utterances per worker task: one fresh process, and one Festival run for a Festival chunk
 
 
 @dataclass
@@ -160,18 +161,21 @@ def build(out: Path, n: int, seed: int = 0, jobs: int = 2, festival_frac: float 
     unknown: Counter[str] = Counter()
     start = time.perf_counter()
     bar = tqdm(total=len(specs), desc="lipsync data", unit="utt", disable=not progress)
-    pool = multiprocessing.get_context("fork").Pool(jobs) if jobs > 1 else None
-    try:
-        results = pool.imap_unordered(run_chunk, tasks) if pool else map(run_chunk, tasks)
-        for chunk_metas, chunk_unknown in results:
-            metas += chunk_metas
-            unknown.update(chunk_unknown)
-            bar.update(len(chunk_metas))
-    finally:
-        bar.close()
-        if pool:
-            pool.close()
-            pool.join()
+    # Each chunk runs in a fresh process: libespeak-ng keeps internal state between
+    # utterances (the same text comes out a few samples different after other speech),
+    # so a fresh process per chunk is what makes the dataset independent of --jobs.
+    # forkserver, not fork: the caller may hold threads (torch, tqdm) that a forked
+    # child would inherit mid-lock; the preload keeps each fresh child cheap.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["export.lipsync.data"])
+    with ctx.Pool(jobs, maxtasksperchild=1) as pool:
+        try:
+            for chunk_metas, chunk_unknown in pool.imap_unordered(run_chunk, tasks):
+                metas += chunk_metas
+                unknown.update(chunk_unknown)
+                bar.update(len(chunk_metas))
+        finally:
+            bar.close()
     seconds = time.perf_counter() - start
     metas.sort(key=lambda m: m["id"])
     audio_s = sum(m["duration"] for m in metas)

@@ -174,10 +174,8 @@ class Espeak:
             i += 1
         return 0  # 0 = go on synthesizing
 
-    def synth(self, text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50,
-              pitch_range: int = 50) -> Utterance:
-        """Speak `text` with `voice` (e.g. "en-gb+m3"), `rate` in words per minute, pitch 0–100."""
-        check_voice(voice)
+    def _run(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int):
+        """Raw synthesis: (audio at self.rate, [(sample, mnemonic), ...] phoneme events)."""
         with self._lock:
             if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
                 raise ValueError(f"espeak-ng has no voice {voice!r}")
@@ -188,41 +186,69 @@ class Espeak:
             err = self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
             if err != 0:
                 raise RuntimeError(f"espeak_Synth failed ({err})")
-            audio22 = np.frombuffer(b"".join(self._chunks), dtype=np.int16).copy()
-            events = list(self._events)
-        symbols = ["_"] + [name for _, name in events]  # before the first event: silence
-        bounds = [0] + [min(max(s, 0), len(audio22)) for s, _ in events] + [len(audio22)]
-        bounds = list(np.maximum.accumulate(bounds))  # events are in order; guard anyway
-        arpa_first = [ph.espeak_to_arpabet(s)[0] for s in symbols]
-        arpa_last = [ph.espeak_to_arpabet(s)[-1] for s in symbols]
-        _move_closures(audio22, self.rate, arpa_first, arpa_last, bounds)
-        _move_nasal_releases(audio22, self.rate, arpa_first, arpa_last, bounds)
+            return np.frombuffer(b"".join(self._chunks), dtype=np.int16).copy(), list(self._events)
+
+    def synth(self, text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50,
+              pitch_range: int = 50) -> Utterance:
+        """Speak `text` with `voice` (e.g. "en-gb+m3"), `rate` in words per minute, pitch 0–100."""
+        check_voice(voice)
+        audio22, events = self._run(text, voice, rate, pitch, pitch_range)
+        if not len(audio22):
+            raise ValueError(f"espeak-ng produced no audio for {text!r}")
+        symbols, bounds = _bounds(events, len(audio22))
+        first = [ph.espeak_to_arpabet(s)[0] for s in symbols]
+        last = [ph.espeak_to_arpabet(s)[-1] for s in symbols]
+        closures = _closures(audio22, self.rate, first, last, bounds)
+        if "+" in voice:
+            # Variants with echo or breath noise fill the closure silence. Its length does
+            # not depend on the variant (espeak's prepause depends on the phonemes and the
+            # rate only), so it is measured on the same text spoken by the plain base voice.
+            twin_audio, twin_events = self._run(text, voice.split("+")[0], rate, pitch, pitch_range)
+            if [n for _, n in twin_events] == [n for _, n in events]:
+                closures = _closures(twin_audio, self.rate, first, last, _bounds(twin_events, len(twin_audio))[1])
+        _apply_closures(closures, self.rate, bounds)
+        _move_nasal_releases(audio22, self.rate, first, last, bounds)
         audio = _to_16k(audio22, self.rate)
         names, starts, ends = _segments(symbols, bounds, self.rate, len(audio), ph.espeak_to_arpabet)
         return Utterance(audio, names, starts, ends, f"espeak:{voice}", text, symbols)
 
 
-def _move_closures(audio: np.ndarray, rate: int, first: list[str], last: list[str], bounds: list[int]) -> None:
-    """Give each stop the digital silence (its closure) that espeak puts before its event."""
+def _bounds(events: list[tuple[int, str]], n: int) -> tuple[list[str], list[int]]:
+    """Symbols with their sample bounds; the stretch before the first event is silence."""
+    symbols = ["_"] + [name for _, name in events]
+    bounds = [0] + [min(max(s, 0), n) for s, _ in events] + [n]
+    return symbols, [int(b) for b in np.maximum.accumulate(bounds)]  # events are in order; guard anyway
+
+
+def _closures(audio: np.ndarray, rate: int, first: list[str], last: list[str], bounds: list[int]) -> list[int]:
+    """Per segment, the digital silence (in samples) just before it when it is a stop after speech."""
     quiet = np.abs(audio.astype(np.int32)) <= 2
+    out = [0] * len(first)
     for i in range(1, len(first)):
         if first[i] not in ph.STOPS or last[i - 1] == ph.SIL:
             continue  # after a pause the silence is the pause's
-        a, b = bounds[i - 1], bounds[i]
-        j = b
-        while j > a and quiet[j - 1]:
+        j = bounds[i]
+        while j > bounds[i - 1] and quiet[j - 1]:
             j -= 1
-        floor = a + max((b - a) // 3, int(0.015 * rate))  # the previous phoneme keeps some of itself
-        if b - j >= int(0.005 * rate):
-            bounds[i] = max(j, min(floor, b))
+        out[i] = bounds[i] - j
+    return out
+
+
+def _apply_closures(closures: list[int], rate: int, bounds: list[int]) -> None:
+    """Give each stop the closure silence that espeak puts before its event."""
+    for i, c in enumerate(closures):
+        if c >= int(0.005 * rate):
+            a, b = bounds[i - 1], bounds[i]
+            floor = a + max((b - a) // 3, int(0.015 * rate))  # the previous phoneme keeps some of itself
+            bounds[i] = max(b - c, min(floor, b))
 
 
 def _move_nasal_releases(audio: np.ndarray, rate: int, first: list[str], last: list[str],
                          bounds: list[int]) -> None:
     """Move a nasal→vowel boundary back to where the level jumps from the murmur to the vowel."""
     step, win = int(0.0025 * rate), int(0.010 * rate)  # a 10 ms RMS (longer than a pitch period) every 2.5 ms
-    power = np.convolve(audio.astype(np.float64) ** 2, np.ones(win) / win, mode="same")
-    env = np.sqrt(power + 1.0)
+    power = np.cumsum(np.concatenate([np.zeros(win // 2 + 1), audio.astype(np.float64) ** 2, np.zeros(win)]))
+    env = np.sqrt((power[win:win + len(audio)] - power[:len(audio)]) / win + 1.0)  # centred moving RMS
     for i in range(1, len(first) - 1):
         if first[i] not in ph.VOWELS or last[i - 1] not in ph.NASALS:
             continue
