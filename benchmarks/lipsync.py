@@ -635,7 +635,7 @@ def _lead_cell(x: dict | None) -> str:
 def report(res: dict) -> None:
     m = res["machine"]
     cfg = res["config"]
-    print(f"lip sync benchmark: {cfg['model']} ({cfg['engines']})")
+    print(f"lip sync benchmark: {cfg['model']} ({cfg['engines']}), emotion: {cfg.get('emotion', 'neutral')}")
     print(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['date']}, "
           f"load average {m['load_average']}")
     print(f"held-out: {cfg['utterances']} utterances ({cfg['data']}), {cfg['audio_s']:.0f} s of speech, "
@@ -742,6 +742,32 @@ def _jsonable(x):
     return x
 
 
+class WithEmotion:
+    """The model's motion with an emotion applied as the pipeline applies edits (PC-Talk: speech must survive it)."""
+
+    def __init__(self, model, emotion: str, intensity: float):
+        from avatar_rt.edits.engine import EditNumbers
+        from avatar_rt.edits.schema import EditState
+
+        self.model = model
+        self.numbers = EditNumbers.of(EditState(emotion={emotion: intensity}))
+        self.lookahead_frames = model.lookahead_frames
+
+    def __getattr__(self, name):  # viseme_posteriors, late_frames, … come from the model
+        return getattr(self.model, name)
+
+    def reset(self) -> None:
+        self.model.reset()
+
+    def step(self, chunk: np.ndarray, speech: bool):
+        from avatar_rt.edits.engine import EditEngine
+        from avatar_rt.motion.params import MotionParams
+        from avatar_rt.pipeline import level_db
+
+        params = self.model.step(chunk, speech)
+        return MotionParams.from_vector(EditEngine.apply(params.to_vector(), self.numbers, level_db(chunk))).clipped()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--engines", type=Path, help="engines directory with the lip-sync model and its manifest "
@@ -757,6 +783,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7, help="which held-out utterances to synthesize (default 7)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    ap.add_argument("--emotion", metavar="NAME[:INTENSITY]",
+                    help="measure with an emotion applied as an edit (e.g. happy:1), to compare with neutral")
     a = ap.parse_args(argv)
     started = time.perf_counter()
 
@@ -777,7 +805,11 @@ def main(argv: list[str] | None = None) -> int:
     session = load_session(model_path)  # one session, shared by every fresh LipSyncModel (state lives in the model)
 
     def make_lipsync():
-        return LipSyncModel(a.fps, session=session)
+        model = LipSyncModel(a.fps, session=session)
+        if a.emotion:
+            name, _, value = a.emotion.partition(":")
+            return WithEmotion(model, name, float(value or 1.0))
+        return model
 
     probe = make_lipsync()
     entry = manifest["engines"][ENGINE_NAME]
@@ -835,7 +867,7 @@ def main(argv: list[str] | None = None) -> int:
                    "audio_s": float(sum(len(u.audio) for u in utts) / 16000),
                    "voices": len({u.voice for u in utts}), "fps": a.fps, "lookahead_frames": probe.lookahead_frames,
                    "lookahead_ms": probe.lookahead_ms, "size": a.size, "render_utterances": min(a.render, len(utts)),
-                   "lip_press_detect": LIP_PRESS_DETECT,
+                   "lip_press_detect": LIP_PRESS_DETECT, "emotion": a.emotion or "neutral",
                    "sign_convention": "video_lead_ms = d maximising corr(mouth(t), audio_rms(t + d)); "
                                       "d > 0: video leads the audio, d < 0: video lags"},
         "accuracy": accuracy,
