@@ -21,7 +21,8 @@ class EngineError(RuntimeError):
     """A shipped model is missing, unknown to the manifest, or not the file the manifest describes."""
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -58,7 +59,7 @@ def engine_path(name: str, engines_dir: Path | None = None) -> Path:
     path = root / entry["file"]
     if not path.is_file():
         raise EngineError(f"engine {name!r}: file {path} is missing (rebuild with its exporter in export/)")
-    actual = _sha256(path)
+    actual = sha256(path)
     if actual != entry["sha256"]:
         raise EngineError(f"engine {name!r}: {path} has sha256 {actual}, the manifest says {entry['sha256']}: "
                           "the file is corrupt or stale (rebuild it and its manifest entry with its exporter)")

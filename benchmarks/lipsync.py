@@ -80,12 +80,10 @@ if __name__ == "__main__":  # not when a test imports this: the variables would 
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -577,20 +575,16 @@ def evaluate_stage_b(entries: list[str], engines_dir: Path) -> tuple[dict, dict]
 
 
 def machine() -> dict:
-    cpu = platform.processor() or "unknown"
+    """The shared description (benchmarks/machine.py), with the whole load average."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from machine import machine as shared
+
+    info = shared()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        info["load_average"] = [round(x, 2) for x in os.getloadavg()]
     except OSError:
-        pass
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load_average": load}
+        info["load_average"] = None
+    return info
 
 
 def judge(res: dict) -> dict:

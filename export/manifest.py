@@ -7,7 +7,6 @@ itself, so the manifest cannot disagree with the graph it describes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -15,15 +14,9 @@ import onnx
 
 ENGINES_DIR = Path(__file__).resolve().parents[1] / "engines"
 MANIFEST = ENGINES_DIR / "manifest.json"
+from avatar_rt.engines import sha256
+
 FORMAT = 1
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _tensor_spec(value: onnx.ValueInfoProto) -> dict:

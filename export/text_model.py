@@ -19,7 +19,6 @@ never taken for a model. Default directory: `$XDG_CACHE_HOME/avatar_rt/text_mode
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
 import json
 import logging
@@ -32,6 +31,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
+from avatar_rt.engines import sha256
 
 from avatar_rt.edits.text_edits import META_FILE, MODEL_FILE, TOKENIZER_FILE, default_model_dir
 
@@ -76,14 +77,6 @@ def _package_version() -> str:
         return version(PACKAGE)
     except PackageNotFoundError:
         return "unknown"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _encoder(model_dir: Path):
@@ -207,7 +200,7 @@ def build(out: Path | None = None, keep_fp32: bool = False, log=print) -> dict:
             "quantization": "dynamic int8, per-channel weights (onnxruntime.quantization)",
             "model_bytes": int8.stat().st_size,
             "fp32_bytes": fp32.stat().st_size,
-            "sha256": _sha256(int8),
+            "sha256": sha256(int8),
             "check": {"sentences": len(CHECK_SENTENCES), "int8_vs_fp32_cosine_min": round(float(cos_int8.min()), 5),
                       "fp32_vs_torch_cosine_min": round(float(cos_torch.min()), 6)},
         }

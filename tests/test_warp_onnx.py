@@ -138,7 +138,7 @@ def test_export_reproduces_the_shipped_file(tmp_path):
 
     out = warp_graph.export(tmp_path / "portrait_warp.onnx", write_manifest=False)
     expected = engines.load_manifest()["engines"][ENGINE_NAME]["sha256"]
-    assert engines._sha256(out) == expected, "engines/portrait_warp.onnx is stale: run `python -m export.warp_graph`"
+    assert engines.sha256(out) == expected, "engines/portrait_warp.onnx is stale: run `python -m export.warp_graph`"
 
 
 def test_engine_for_another_inverse_step_count_is_refused(avatar, monkeypatch):
