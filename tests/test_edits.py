@@ -194,6 +194,12 @@ def test_edits_survive_reconnect_restart_and_kill_9(tmp_path):
     db = tmp_path / "edits.sqlite3"
     server = start_server("edits-server.log", db=db)
     try:
+        import cv2
+
+        portrait = cv2.imread(str(DEFAULT_PORTRAIT))
+        ok, upload = cv2.imencode(".jpg", cv2.resize(portrait[30:, 40:], (600, 560)))
+        status, uploaded = server.json("POST", "/v1/avatars", upload.tobytes(), "image/jpeg")
+        assert status == 201, uploaded
         status, s1 = server.json("POST", "/v1/sessions", {})
         edit = {"set": {"emotion": {"happy": 0.7}, "regions": {"brows": {"sad": 0.4}}, "lip_scale": 1.2}}
         status, ack = server.json("POST", f"/v1/sessions/{s1['session_id']}/edits", edit)
@@ -223,6 +229,11 @@ def test_edits_survive_reconnect_restart_and_kill_9(tmp_path):
             assert status == code and err["error"]["message"], err
         status, after = server.json("GET", f"/v1/sessions/{s3['session_id']}/edits")
         assert after["version"] == ack2["version"]
+        # An avatar uploaded before the restart still works, from its stored analysis.
+        status, again = server.json("GET", f"/v1/avatars/{uploaded['avatar_id']}")
+        assert status == 200 and again["face_box"] == uploaded["face_box"], again
+        status, s4 = server.json("POST", "/v1/sessions", {"avatar_id": uploaded["avatar_id"]})
+        assert status == 201, s4
         # Undo goes back through the history, across the restart.
         status, undone = server.json("POST", f"/v1/sessions/{s3['session_id']}/edits/undo", {})
         assert undone["state"] == ack["state"], json.dumps(undone)

@@ -20,6 +20,12 @@ CREATE TABLE IF NOT EXISTS avatars (
     image BLOB NOT NULL,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS analyses (
+    avatar_id TEXT PRIMARY KEY,
+    portrait_png BLOB NOT NULL,
+    landmarks BLOB NOT NULL,
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS edits (
     avatar_id TEXT PRIMARY KEY,
     state TEXT NOT NULL,
@@ -71,6 +77,18 @@ class EditStore:
         with self._lock:
             row = self._db.execute("SELECT image FROM avatars WHERE avatar_id = ?", (avatar_id,)).fetchone()
         return row[0] if row else None
+
+    def save_analysis(self, avatar_id: str, portrait_png: bytes, landmarks: bytes) -> None:
+        """The prepared portrait (crop + landmarks), so a restart need not run the face mesh again."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO analyses VALUES (?, ?, ?, ?)",
+                             (avatar_id, portrait_png, landmarks, time.time()))
+
+    def analysis(self, avatar_id: str) -> tuple[bytes, bytes] | None:
+        with self._lock:
+            row = self._db.execute("SELECT portrait_png, landmarks FROM analyses WHERE avatar_id = ?",
+                                   (avatar_id,)).fetchone()
+        return (row[0], row[1]) if row else None
 
     # --- edits -----------------------------------------------------------
     def load(self, avatar_id: str) -> tuple[EditState, int]:

@@ -13,6 +13,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import cv2
+import numpy as np
 
 from avatar_rt.avatar.reference import Portrait, load_portrait
 from avatar_rt.edits.attributes import bake_static
@@ -45,6 +46,14 @@ def prepare_avatar(data: bytes, size: int) -> Avatar:
     return Avatar(avatar_id, portrait, PortraitRenderer(portrait), jpeg.tobytes() if ok else b"")
 
 
+def _from_analysis(avatar_id: str, portrait_png: bytes, landmarks: bytes) -> Avatar:
+    image = cv2.imdecode(np.frombuffer(portrait_png, np.uint8), cv2.IMREAD_COLOR)
+    points = np.frombuffer(landmarks, np.float32).reshape(-1, 3).copy()
+    portrait = Portrait(image=image, landmarks=points)
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return Avatar(avatar_id, portrait, PortraitRenderer(portrait), jpeg.tobytes() if ok else b"")
+
+
 class AvatarStore:
     def __init__(self, size: int, executor: Executor | None = None, capacity: int = 32,
                  store: EditStore | None = None):
@@ -65,6 +74,9 @@ class AvatarStore:
         avatar = await loop.run_in_executor(self._executor, prepare_avatar, data, self.size)
         if self.store is not None:
             self.store.save_avatar(avatar.avatar_id, data)
+            ok, png = cv2.imencode(".png", avatar.portrait.image)
+            if ok:
+                self.store.save_analysis(avatar.avatar_id, png.tobytes(), avatar.portrait.landmarks.tobytes())
         self._avatars[avatar.avatar_id] = avatar
         if pinned:
             self._pinned.add(avatar.avatar_id)
@@ -96,9 +108,15 @@ class AvatarStore:
         return variant
 
     async def get_or_restore(self, avatar_id: str) -> Avatar:
-        """An avatar in memory, or one uploaded before a restart, prepared again from its stored image."""
+        """An avatar in memory, or one uploaded before a restart: from its cached analysis, else its image."""
         if avatar_id not in self._avatars and self.store is not None:
+            cached = self.store.analysis(avatar_id)
             data = self.store.avatar_image(avatar_id)
+            if cached is not None and data is not None:
+                loop = asyncio.get_running_loop()
+                avatar = await loop.run_in_executor(self._executor, _from_analysis, avatar_id, *cached)
+                self._avatars[avatar_id] = avatar
+                return avatar
             if data is not None:
                 return await self.add(data)
         return self.get(avatar_id)
