@@ -84,7 +84,12 @@ class LandmarkRig:
         # which sits at the depth of the hair and ears (the nose, nearer the camera,
         # moves more under yaw: that parallax is left to the face's own warp).
         # The least-squares solve reduces to one precomputed pseudo-inverse.
-        self._rest_rigid = self._flatten(self.frame.to_pixels(self.face))[list(lm.FACE_OVAL)]
+        rest_flat = self._flatten(self.frame.to_pixels(self.face))
+        self._rest_rigid = rest_flat[list(lm.FACE_OVAL)]
+        # Teeth edges at rest: the upper set only ever moves with the head, the lower with jaw + head.
+        self._teeth_upper = list(lm.LIPS_INNER_UPPER[1:-1])
+        self._teeth_lower = list(lm.LIPS_INNER_LOWER[1:-1])
+        self._rest_upper_teeth = rest_flat[self._teeth_upper]
         design = np.hstack([self._rest_rigid[:, :2], np.ones((len(lm.FACE_OVAL), 1))])
         self._affine_solver = np.linalg.pinv(design)  # (3, n)
 
@@ -107,7 +112,8 @@ class LandmarkRig:
         w[bs.IRISES] = 0.0
         return w
 
-    def _jaw(self, face: np.ndarray, amount: float) -> np.ndarray:
+    def _jaw(self, face: np.ndarray, amount: float, ids: list[int] | None = None) -> np.ndarray:
+        """The jaw rotation applied to `face` (all landmarks, or the rows `ids` of it)."""
         if amount == 0.0:
             return face
         theta = amount * JAW_MAX_RAD
@@ -116,7 +122,8 @@ class LandmarkRig:
         rotated = rel.copy()
         rotated[:, 1] = c * rel[:, 1] - s * rel[:, 2]
         rotated[:, 2] = s * rel[:, 1] + c * rel[:, 2]
-        return face + self._jaw_w[:, None] * (rotated + HINGE - face)
+        weights = self._jaw_w if ids is None else self._jaw_w[ids]
+        return face + weights[:, None] * (rotated + HINGE - face)
 
     @staticmethod
     def _press(face: np.ndarray, amount: float) -> np.ndarray:
@@ -139,9 +146,11 @@ class LandmarkRig:
         t = np.array([params.head_tx, params.head_ty, 0.0]) * self.iod
         return r, t
 
-    def _flatten(self, pixels: np.ndarray) -> np.ndarray:
+    def _flatten(self, pixels: np.ndarray, ids: list[int] | None = None) -> np.ndarray:
+        """Depth pulled towards the outline's plane by each landmark's relief (rows `ids`, or all)."""
+        relief = self._relief if ids is None else self._relief[ids]
         out = pixels.copy()
-        out[:, 2] = self._card_z + (pixels[:, 2] - self._card_z) * self._relief[: len(pixels)]
+        out[:, 2] = self._card_z + (pixels[:, 2] - self._card_z) * relief
         return out
 
     def _apply_head(self, pixels: np.ndarray, r: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -160,10 +169,10 @@ class LandmarkRig:
             if blink > 0:
                 points[upper] += blink * (points[lower] - points[upper])
         # Teeth: upper set fixed to the skull, lower set carried by the jaw alone.
-        upper_idx, lower_idx = list(lm.LIPS_INNER_UPPER[1:-1]), list(lm.LIPS_INNER_LOWER[1:-1])
-        upper_teeth = self._apply_head(self._flatten(self.frame.to_pixels(self.face))[upper_idx], r, t)
-        jawed = self._jaw(self.face, params.jaw_open)
-        lower_teeth = self._apply_head(self._flatten(self.frame.to_pixels(jawed))[lower_idx], r, t)
+        upper_teeth = self._apply_head(self._rest_upper_teeth, r, t)
+        ids = self._teeth_lower
+        jawed = self._jaw(self.face[ids], params.jaw_open, ids)
+        lower_teeth = self._apply_head(self._flatten(self.frame.to_pixels(jawed), ids), r, t)
         # The rigid part of the head's motion as a 2D affine (a projection of a 3D rotation is one, exactly,
         # for points at one depth; fitted over the face it is the best such map).
         moved_rigid = self._apply_head(self._rest_rigid, r, t)
