@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from avatar_rt.avatar.reference import DEFAULT_PORTRAIT
+from avatar_rt.motion.factory import BEHAVIOUR_KINDS
 
 
 def _positive_fps(text: str) -> float:
@@ -41,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--motion", choices=("auto", "lipsync", "loudness"), default="auto",
                        help="what drives the mouth: the trained lip-sync model, the loudness jaw, or auto "
                             "(the model when engines/ has it; default)")
+    serve.add_argument("--behaviour", choices=BEHAVIOUR_KINDS, default="auto",
+                       help="what drives head turns, brow raises and blinks with the lip-sync model: model (stage B, "
+                            "the 2-step student), teacher (its many-step teacher, slower), idle (procedural sway and "
+                            "blinks), or auto (model when engines/ has it; default)")
     serve.add_argument("--db", type=Path, default=None,
                        help="SQLite file for uploaded avatars, their edits, edit history and presets "
                             "(default: $XDG_DATA_HOME/avatar_rt/avatar_rt.sqlite3)")
@@ -58,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write a PNG grid of labelled frames (one per motion setting) instead of a video")
     render.add_argument("--motion", choices=("auto", "lipsync", "loudness"), default="auto",
                         help="what drives the mouth (as for serve; default auto)")
+    render.add_argument("--behaviour", choices=BEHAVIOUR_KINDS, default="auto",
+                        help="what drives head, brows and blinks (as for serve; default auto)")
     render.add_argument("--sheet", choices=("rig", "emotions"), default="rig",
                         help="with --contact-sheet: the rig's poses (default) or the emotions")
     render.add_argument("--fps", type=_positive_fps, default=25.0, help="frame rate (default: 25)")
@@ -96,7 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"avatar-rt: no such portrait: {args.avatar}", file=sys.stderr)
         return 2
     config = ServerConfig(avatar=args.avatar, fps=args.fps, size=args.size, max_sessions=args.max_sessions,
-                          db=args.db, motion=args.motion)
+                          db=args.db, motion=args.motion, behaviour=args.behaviour)
     print(f"avatar-rt: serving on http://{args.host}:{args.port}/ (open it in a browser)", flush=True)
     web.run_app(create_app(config), host=args.host, port=args.port, print=None)
     return 0
@@ -122,7 +129,8 @@ def _render(args: argparse.Namespace) -> int:
         bar.total = total
         bar.update(done - bar.n)
 
-    frames = render_to_mp4(portrait, audio, args.output, fps=args.fps, progress=progress, motion=args.motion)
+    frames = render_to_mp4(portrait, audio, args.output, fps=args.fps, progress=progress, motion=args.motion,
+                           behaviour=args.behaviour)
     bar.close()
     print(f"wrote {args.output} ({frames} frames at {args.fps:g} fps)")
     return 0

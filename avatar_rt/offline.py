@@ -65,12 +65,13 @@ def _decode_audio(path: str | Path) -> DecodedAudio:
 
 
 def render_to_mp4(portrait: Portrait, audio: DecodedAudio, out_path: str | Path, *, fps: float = 25.0,
-                  progress: Callable[[int, int], None] | None = None, motion: str = "auto") -> int:
+                  progress: Callable[[int, int], None] | None = None, motion: str = "auto",
+                  behaviour: str = "auto") -> int:
     """Render `audio` spoken by `portrait` to an H.264/AAC MP4; returns the number of video frames."""
     pcm16, original, rate = audio.pcm16k, audio.original, audio.rate
     duration = len(pcm16) / SAMPLE_RATE
     n_frames = max(1, int(round(duration * fps)))
-    pipeline = FramePipeline(portrait, fps, motion_model=make_motion_model(motion, fps))
+    pipeline = FramePipeline(portrait, fps, motion_model=make_motion_model(motion, fps, behaviour))
     total_steps = n_frames + pipeline.lookahead_frames
     _, end = frame_bounds(total_steps - 1, fps)
     padded = np.zeros(end, dtype=np.int16)

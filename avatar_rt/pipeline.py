@@ -163,9 +163,14 @@ class FramePipeline:
         if self._incoming is not None:
             self._install_incoming(t)
         glasses = 0.0
+        behaviour = getattr(self.motion, "behaviour", None)  # lip sync stage B: head turns and blinks
+        self.idle.head_and_blinks = behaviour is None
         if self.edits is not None:
             numbers = self.edits.numbers(t)
             self.idle.sway, self.idle.blink_rate = numbers.head_motion, numbers.blink_rate
+            if behaviour is not None:  # takes effect from the next frame the model samples
+                behaviour.set_style(motion=numbers.head_motion,
+                                    blink_per_min=behaviour.style_defaults["blink_per_min"] * numbers.blink_rate)
             glasses = numbers.glasses
         params = self.idle.apply(params, index, out_speech)
         if self.edits is not None:

@@ -114,6 +114,7 @@ TARGETS = {
     "jaw_corr": "jaw-open correlation ≥ 0.85",
     "video_lead": "rendered video lead in [−20, +60] ms",
     "cost": "≤ 1 ms per video frame (median, one thread)",
+    "stage_b": "2-step student within 10 % of the teacher (lip rows), ≥ 10× faster",
 }
 
 
@@ -562,13 +563,32 @@ def stage_b_entries(manifest: dict) -> list[str]:
     return sorted(name for name in manifest.get("engines", {}) if name.startswith(STAGE_B_PREFIX))
 
 
-def evaluate_stage_b(entries: list[str], engines_dir: Path) -> tuple[dict, dict] | None:
-    """(teacher metrics, student metrics) in TS_ROWS keys, once stage B exists; None until then.
+def evaluate_stage_b(utterances: list[Utterance], engines_dir: Path, session, fps: float, progress: bool = True,
+                     lip_utterances: int = 200, behaviour_utterances: int = 320) -> dict:
+    """Teacher and student side by side: the lip-sync rows of the full runtime with each attached (stage B
+    must leave the mouth alone), then the behaviour rows of benchmarks/lipsync_stage_b.py."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import lipsync_stage_b as sb
 
-    To be written with stage B: run the teacher (many steps) and the student (2 steps) through the same driver
-    as `evaluate` / `render_lag` and fill the TS_ROWS keys plus `ms_per_frame`.
-    """
-    return None
+    from avatar_rt.motion.behaviour import STUDENT, TEACHER, BehaviourModel
+    from avatar_rt.motion.behaviour import load_session as load_behaviour
+    from avatar_rt.motion.lipsync import LipSyncModel
+
+    lip = {}
+    for role, name in (("teacher", TEACHER), ("student", STUDENT)):
+        b_session = load_behaviour(engines_dir / f"{name}.onnx")
+        acc = evaluate(utterances[:lip_utterances], fps,
+                       lambda: LipSyncModel(fps, session=session, behaviour=BehaviourModel(b_session)),  # noqa: B023
+                       LoudnessJawModel, progress)["lipsync"]
+        lip[role] = {"viseme_acc": acc["viseme_acc"], "group_acc": acc["group_acc"],
+                     "bilabial_recall": acc["bilabial"]["recall"],
+                     "onset_median_ms": acc["bilabial"]["onset_abs_median_ms"], "jaw_corr": acc["jaw_corr"]}
+    behaviour = sb.evaluate(utterances[:behaviour_utterances], engines_dir, session, seeds=1, progress=progress)
+    lines, verdict = teacher_student_table(lip["teacher"], lip["student"])
+    lines = [f"lip sync with stage B attached ({min(lip_utterances, len(utterances))} utterances)"] + lines
+    blines, bverdict = sb.table(behaviour)
+    return {"status": "evaluated", "lip": lip, "behaviour": behaviour, "lines": lines + [""] + blines,
+            "verdict": {**verdict, **{"behaviour_" + k: v for k, v in bverdict.items()}}}
 
 
 # --------------------------------------------------------------------------- report
@@ -607,6 +627,15 @@ def judge(res: dict) -> dict:
         "video_lead": row("video_lead", lead, None if lead is None else -20 <= lead <= 60),
         "cost": row("cost", cost, None if cost is None else cost <= 1.0),
     }
+    verdict = res.get("stage_b", {}).get("verdict")
+    if verdict:
+        lip_rows = [v for k, v in verdict.items() if not k.startswith("behaviour_")]
+        speed = res["stage_b"]["behaviour"]
+        ratio = speed["teacher"]["ms_per_frame"] / speed["student"]["ms_per_frame"]
+        out["stage_b"] = row("stage_b", f"{sum(lip_rows)}/{len(lip_rows)} rows, {ratio:.1f}× faster",
+                             all(lip_rows) and verdict.get("behaviour_speed", False))
+    else:
+        out["stage_b"] = row("stage_b", None, None)
     return out
 
 
@@ -716,6 +745,8 @@ def report(res: dict) -> None:
             shown = _f(v, "{:+d} ms")
         elif name == "cost":
             shown = _f(v, "{:.3f} ms")
+        elif name == "stage_b":
+            shown = v or "—"
         else:
             shown = _f(v)
         verdict = {True: "PASS", False: "FAIL", None: "not measured"}[t["pass"]]
@@ -839,18 +870,15 @@ def main(argv: list[str] | None = None) -> int:
         render_s = time.perf_counter() - t0
 
     sb_names = stage_b_entries(manifest)
+    t0 = time.perf_counter()
     if not sb_names:
         stage_b = {"status": f"stage B not built yet (no {STAGE_B_PREFIX}* entries in {engines_dir / 'manifest.json'})",
                    "entries": []}
+    elif a.emotion:
+        stage_b = {"status": "stage B comparison skipped under --emotion", "entries": sb_names}
     else:
-        ts = evaluate_stage_b(sb_names, engines_dir)
-        if ts is None:
-            stage_b = {"status": f"stage B entries {sb_names} found, but this benchmark does not evaluate them yet "
-                                 "(benchmarks/lipsync.py: evaluate_stage_b)", "entries": sb_names}
-        else:
-            lines, verdict = teacher_student_table(*ts)
-            stage_b = {"status": "evaluated", "entries": sb_names, "teacher": ts[0], "student": ts[1],
-                       "lines": lines, "verdict": verdict}
+        stage_b = {"entries": sb_names, **evaluate_stage_b(utts, engines_dir, session, a.fps, not a.quiet)}
+    stage_b_s = time.perf_counter() - t0
 
     res = {
         "benchmark": "lipsync",
@@ -869,13 +897,14 @@ def main(argv: list[str] | None = None) -> int:
         "render_loudness": render_loud,
         "stage_b": stage_b,
         "seconds": {"data": round(data_s, 1), "accuracy": round(eval_s, 1), "render": round(render_s, 1),
+                    "stage_b": round(stage_b_s, 1),
                     "total": round(time.perf_counter() - started, 1)},
     }
     res["targets"] = judge(res)
     report(res)
     s = res["seconds"]
     print(f"\n{s['total']:.0f} s (data {s['data']:.0f} s, runtime pass {s['accuracy']:.0f} s, "
-          f"render {s['render']:.0f} s)")
+          f"render {s['render']:.0f} s, stage B {s['stage_b']:.0f} s)")
     if a.json:
         a.json.write_text(json.dumps(_jsonable(res), indent=1))
     return 0

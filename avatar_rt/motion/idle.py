@@ -20,6 +20,8 @@ class IdleMotion:
         self.fps = fps
         self.sway = sway
         self.blink_rate = 1.0  # multiplier on how often blinks come; 0 stops them
+        # False while a motion model (lip sync stage B) drives head turns and blinks: idle then only breathes.
+        self.head_and_blinks = True
         self._rng = np.random.default_rng(seed)
         self._phases = self._rng.uniform(0, 2 * math.pi, size=6)
         self._blink_interval_s = blink_interval_s
@@ -46,12 +48,14 @@ class IdleMotion:
         t = frame_index / self.fps
         p = self._phases
         amount = self.sway * (1.6 if speaking else 1.0)
-        params.head_yaw += amount * 0.012 * math.sin(2 * math.pi * 0.11 * t + p[0])
-        params.head_pitch += amount * 0.010 * math.sin(2 * math.pi * 0.17 * t + p[1])
-        params.head_roll += amount * 0.008 * math.sin(2 * math.pi * 0.07 * t + p[2])
         params.head_tx += amount * 0.010 * math.sin(2 * math.pi * 0.05 * t + p[3])
         # Breathing: a slow rise and fall.
         params.head_ty += amount * 0.008 * math.sin(2 * math.pi * 0.25 * t + p[4])
+        if not self.head_and_blinks:
+            return params
+        params.head_yaw += amount * 0.012 * math.sin(2 * math.pi * 0.11 * t + p[0])
+        params.head_pitch += amount * 0.010 * math.sin(2 * math.pi * 0.17 * t + p[1])
+        params.head_roll += amount * 0.008 * math.sin(2 * math.pi * 0.07 * t + p[2])
         blink = self._blink(t)
         params.blink_l = max(params.blink_l, blink)
         params.blink_r = max(params.blink_r, blink)

@@ -36,6 +36,14 @@ The pipeline's VAD flag gates the mouth: while no step in the window around the
 shown frame (frame n − 1 … the newest step) is speech, the articulation eases to
 rest (closed mouth) and the viseme posteriors to `sil`; when speech starts the gate
 opens before the shown frame reaches it (the flag comes L frames early).
+
+## Stage B
+
+With a `BehaviourModel` (engines/lipsync_stage_b.onnx, avatar_rt/motion/behaviour.py)
+the returned params also carry head yaw/pitch/roll, brow raises and blinks sampled
+from stage B, fed with stage A's raw (ungated) rows for every behaviour frame's hop.
+`behaviour_active` tells the pipeline to leave those to the model (its idle
+behaviour then only breathes).
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ import onnxruntime as ort
 from avatar_rt.audio.features import HOP, SAMPLE_RATE, FeatureStats, LogMelStream
 from avatar_rt.audio.features import config as feature_config
 from avatar_rt.engines import EngineError, engine_path
+from avatar_rt.motion.behaviour import BehaviourModel
 from avatar_rt.motion.params import MotionParams
 
 ENGINE_NAME = "lipsync_stage_a"
@@ -122,6 +131,7 @@ class StageAStream:
         self.articulation = np.zeros((_RING, len(ARTICULATION)), np.float32)
         self.viseme_probs = np.zeros((_RING, len(self.visemes)), np.float32)
         self.phoneme_probs = np.zeros((_RING, len(self.phonemes)), np.float32)
+        self.energy = np.zeros(_RING, np.float32)  # mean normalised log-mel per hop (stage B's conditioning)
         self.reset()
 
     def reset(self) -> None:
@@ -139,6 +149,7 @@ class StageAStream:
         for name, value in zip(self._state_names, res[3:]):
             self._state[name] = value
         t0 = self.features.frames_done - len(mel)  # network time of the first new output
+        self.energy[(t0 + np.arange(len(mel))) % _RING] = mel.mean(axis=1)
         new = 0
         for i in range(len(mel)):
             hop = t0 + i - self.right_context
@@ -162,7 +173,7 @@ class LipSyncModel:
 
     def __init__(self, fps: float = 25.0, *, model_path: str | Path | None = None,
                  engines_dir: Path | None = None, vad_gate: bool = True,
-                 session: ort.InferenceSession | None = None):
+                 session: ort.InferenceSession | None = None, behaviour: BehaviourModel | None = None):
         if session is None:
             path = Path(model_path) if model_path is not None else engine_path(ENGINE_NAME, engines_dir)
             session = load_session(path)
@@ -172,6 +183,10 @@ class LipSyncModel:
         self.visemes = self.stream.visemes
         self.lookahead_frames = lookahead_for(self.fps, self.right_context)
         self.vad_gate = vad_gate
+        self.behaviour = behaviour
+        if behaviour is not None and behaviour.cond_dim != len(ARTICULATION) + len(self.visemes) + 1:
+            raise EngineError(f"behaviour model expects {behaviour.cond_dim} conditioning values per frame, stage A "
+                              f"gives {len(ARTICULATION) + len(self.visemes) + 1}")
         self._sil = np.zeros(len(self.visemes), np.float32)
         self._sil[self.visemes.index("sil") if "sil" in self.visemes else 0] = 1.0
         self.reset()
@@ -186,6 +201,23 @@ class LipSyncModel:
         self.viseme_posteriors = self._sil.copy()
         self.phoneme_posteriors = np.zeros(len(self.stream.phonemes), np.float32)
         self.last_hop = -1
+        self._behaviour_rows = 0  # behaviour frames whose stage A row has been handed over
+        if self.behaviour is not None:
+            self.behaviour.reset()
+
+    @property
+    def behaviour_active(self) -> bool:
+        return self.behaviour is not None
+
+    def _feed_behaviour(self, newest: int) -> None:
+        b, st = self.behaviour, self.stream
+        while True:
+            hop = b.hops_per_frame * self._behaviour_rows + b.hops_per_frame // 2
+            if hop > newest:
+                return
+            k = hop % _RING
+            b.push_row(np.concatenate([st.articulation[k], st.viseme_probs[k], st.energy[k:k + 1]]))
+            self._behaviour_rows += 1
 
     @property
     def lookahead_ms(self) -> float:
@@ -222,5 +254,14 @@ class LipSyncModel:
         else:
             self.viseme_posteriors = vis.copy()
         a = np.clip(art, 0.0, 1.0).tolist()
-        return MotionParams(jaw_open=a[0], lip_spread=a[1], lip_round=a[2], upper_lip_raise=a[3],
-                            lower_lip_drop=a[4], lip_press=a[5], teeth_show=a[6])
+        params = MotionParams(jaw_open=a[0], lip_spread=a[1], lip_round=a[2], upper_lip_raise=a[3],
+                              lower_lip_drop=a[4], lip_press=a[5], teeth_show=a[6])
+        if self.behaviour is not None:
+            self._feed_behaviour(newest)
+            b = self.behaviour.value_at(hop)
+            if b is not None:
+                yaw, pitch, roll, brow, blink = (float(v) for v in b)
+                params.head_yaw, params.head_pitch, params.head_roll = yaw, pitch, roll
+                params.brow_raise_l = params.brow_raise_r = brow
+                params.blink_l = params.blink_r = blink
+        return params

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ class ServerConfig:
     max_sessions: int = 4
     db: Path | None = None  # SQLite file for avatars, edits, history and presets; None: default_db_path()
     motion: str = "auto"  # which motion model drives the mouth (avatar_rt.motion.factory)
+    behaviour: str = "auto"  # what drives head, brows and blinks (avatar_rt.motion.factory)
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -154,7 +156,8 @@ class AvatarServer:
         if len(self.sessions) >= self.config.max_sessions:
             raise LimitError(f"the server is at its limit of {self.config.max_sessions} sessions; try again later")
         session = Session(avatar, self.config.fps, self.store, self.avatars,
-                          motion_model=make_motion_model(self.config.motion, self.config.fps))
+                          motion_model=make_motion_model(self.config.motion, self.config.fps, self.config.behaviour,
+                                                         seed=secrets.randbits(31)))
         await session.prepare()
         self.sessions[session.session_id] = session
         session.on_closed.append(lambda s: self.sessions.pop(s.session_id, None))

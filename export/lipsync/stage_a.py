@@ -249,7 +249,7 @@ def make_batch(samples: list[Sample], crop: int, rng: np.random.Generator):
 
 # Per-output weight of the squared term, in ARTICULATION order: closures and rounding are
 # what a viewer checks first (jaw, spread, round, upper raise, lower drop, press, teeth).
-ART_WEIGHTS = torch.tensor([1.0, 1.0, 1.5, 1.0, 1.0, 2.5, 1.0])
+ART_WEIGHTS = torch.tensor([2.0, 1.0, 1.5, 1.0, 1.0, 2.5, 1.0])
 
 
 def losses(model: StageA, batch) -> tuple[torch.Tensor, dict[str, float]]:

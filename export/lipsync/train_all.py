@@ -1,0 +1,118 @@
+"""Train the whole lip sync from scratch and export it to engines/: one command.
+
+    python -m export.lipsync.train_all                 # the shipped models, ≈ 50 min on 2 cores
+    python -m export.lipsync.train_all --tiny --out /tmp/engines   # the same pipeline in seconds (tests)
+
+Steps, each with its own progress bar:
+
+1. data: `export.lipsync.data` synthesizes the dataset (espeak-ng voices, Festival kal;
+   never the evaluation voices) into WORK/data — skipped when WORK/data already holds
+   a dataset of the same size and seed (`--fresh` rebuilds it);
+2. stage A: `export.lipsync.stage_a` trains the audio → articulation network and writes
+   OUT/lipsync_stage_a.onnx;
+3. stage B: `export.lipsync.stage_b` trains the behaviour flow teacher on stage A's
+   outputs, distils the 2-step student and writes OUT/lipsync_stage_b{,_teacher}.onnx.
+
+Every model lands in OUT/manifest.json with its sha256; the timings of the steps are
+printed at the end and written to WORK/train_all.json. `--time-budget` (seconds)
+bounds the whole run: stage A gets what the other steps do not need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from export import manifest
+from export.lipsync import data as dataset
+from export.lipsync import stage_a, stage_b
+
+LIMIT_S = 2 * 3600  # the issue's bound for the whole run on the 2-core machine
+# Measured on the 2-core machine (docs/lipsync.md): what the budget split assumes.
+DATA_S_PER_UTT = 0.012
+STAGE_A_S_PER_UTT_EPOCH = 0.032
+STAGE_B_S = 420.0
+
+
+def _dataset_matches(work: Path, n: int, seed: int) -> bool:
+    try:
+        index = json.loads((work / "index.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return index.get("seed") == seed and len(index.get("utterances", [])) == n
+
+
+def estimate_s(utterances: int, epochs: int) -> float:
+    train = utterances * (1 - 0.15)
+    return utterances * DATA_S_PER_UTT + train * epochs * STAGE_A_S_PER_UTT_EPOCH + STAGE_B_S
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m export.lipsync.train_all", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=manifest.ENGINES_DIR, help="engines directory (models + manifest)")
+    ap.add_argument("--work", type=Path, default=Path("build/lipsync"), help="dataset, checkpoints and the run log")
+    ap.add_argument("--utterances", type=int, default=8000, help="dataset size (train, val and held-out)")
+    ap.add_argument("--epochs", type=int, default=11, help="stage A epochs")
+    ap.add_argument("--time-budget", type=float, default=LIMIT_S - 300,
+                    help="seconds for the whole run; stage A's training stops early to fit")
+    ap.add_argument("--jobs", type=int, default=2, help="processes synthesizing speech")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fresh", action="store_true", help="rebuild the dataset even if WORK/data has it")
+    ap.add_argument("--tiny", action="store_true", help="the whole pipeline on a handful of utterances, seconds")
+    a = ap.parse_args(argv)
+
+    n = 24 if a.tiny else a.utterances
+    data_dir = a.work / "data"
+    t0 = time.monotonic()
+    timings: dict[str, float] = {}
+    if not a.tiny:
+        est = estimate_s(n, a.epochs)
+        print(f"train_all: {n} utterances, stage A {a.epochs} epochs: about {est / 60:.0f} min on a 2-core machine "
+              f"(budget {a.time_budget / 60:.0f} min)")
+
+    # 1. data
+    t = time.monotonic()
+    if a.fresh or not _dataset_matches(data_dir, n, a.seed):
+        dataset.build(data_dir, n, a.seed, a.jobs)
+    else:
+        print(f"data: reusing {data_dir} ({n} utterances, seed {a.seed})")
+    timings["data"] = time.monotonic() - t
+
+    # 2. stage A — the budget left after the data and what stage B needs
+    t = time.monotonic()
+    cfg_a = stage_a.Config(epochs=a.epochs, seed=a.seed, threads=a.threads, tiny=a.tiny)
+    if a.tiny:
+        cfg_a.batch, cfg_a.crop, cfg_a.max_steps, cfg_a.threads = 4, 200, 20, 1
+    else:
+        cfg_a.time_budget_s = max(600.0, a.time_budget - (time.monotonic() - t0) - STAGE_B_S - 120)
+    stage_a.train(data_dir, a.out, cfg_a, a.work / "stage_a.pt")
+    timings["stage_a"] = time.monotonic() - t
+
+    # 3. stage B on stage A's outputs
+    t = time.monotonic()
+    cfg_b = stage_b.Config(seed=a.seed, threads=a.threads)
+    if a.tiny:
+        cfg_b.utterances, cfg_b.teacher_steps, cfg_b.distill_steps, cfg_b.batch, cfg_b.threads = 6, 30, 10, 64, 1
+        cfg_b.tiny = True
+    stage_b.train(data_dir, a.out / f"{stage_a.NAME}.onnx", a.out, cfg_b)
+    timings["stage_b"] = time.monotonic() - t
+
+    timings["total"] = time.monotonic() - t0
+    a.work.mkdir(parents=True, exist_ok=True)
+    log = {"utterances": n, "epochs": a.epochs, "seed": a.seed, "tiny": a.tiny,
+           "seconds": {k: round(v, 1) for k, v in timings.items()},
+           "engines": {name: e["sha256"] for name, e in
+                       json.loads((a.out / manifest.MANIFEST.name).read_text())["engines"].items()
+                       if name.startswith("lipsync")}}
+    (a.work / "train_all.json").write_text(json.dumps(log, indent=1) + "\n")
+    print("\ntrain_all: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items())
+          + f" → {a.out} ({'within' if timings['total'] <= LIMIT_S else 'OVER'} the 2 h bound)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
