@@ -6,7 +6,8 @@ trajectory here, at the behaviour rate (25 Hz, `FPS`). The rules follow what the
 literature reports about conversational non-verbal behaviour, in simplified form:
 
 * head motion is larger while speaking than while listening, and drifts slowly
-  (an Ornstein–Uhlenbeck process per axis, time constant ~1 s);
+  (an Ornstein–Uhlenbeck process per axis, time constant ~1 s, smoothed over ~100 ms:
+  a head has inertia);
 * nods (chin down, then back) and brow raises come on pitch accents: here, the
   loudest vowels of a phrase, starting a few tens of ms before the vowel;
 * a new phrase often starts with a small turn of the head to a new direction;
@@ -93,15 +94,24 @@ def accents(phonemes, starts, ends, audio: np.ndarray, sample_rate: int = 16000)
     return sorted(out)
 
 
-def _ou(n: int, tau_s: float, sigma: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Ornstein–Uhlenbeck samples at FPS with a (per-frame) stationary std `sigma`."""
+def _ou(n: int, tau_s: float, sigma: np.ndarray, rng: np.random.Generator, smooth_frames: float = 2.5) -> np.ndarray:
+    """A smooth random drift at FPS with (per-frame) stationary std `sigma`: an Ornstein–Uhlenbeck process
+    (time constant `tau_s`), Gaussian-smoothed over `smooth_frames` (a head has inertia: a raw OU path is
+    jagged from frame to frame) and rescaled so the smoothing keeps its std."""
     a = np.exp(-1.0 / (FPS * tau_s))
     x = np.zeros(n)
     v = rng.normal(0.0, sigma[0] if n else 0.0)
     for k in range(n):
         v = a * v + sigma[k] * np.sqrt(1 - a * a) * rng.normal()
         x[k] = v
-    return x
+    r = int(np.ceil(3 * smooth_frames))
+    w = np.exp(-0.5 * (np.arange(-r, r + 1) / smooth_frames) ** 2)
+    w /= w.sum()
+    lags = np.abs(np.arange(-r, r + 1)[:, None] - np.arange(-r, r + 1)[None, :])
+    gain = 1.0 / np.sqrt(w @ (a ** lags) @ w)
+    if n == 0:
+        return x
+    return gain * np.convolve(np.pad(x, r, mode="reflect" if n > r else "edge"), w, mode="valid")
 
 
 def _bump(t: np.ndarray, onset: float, width: float) -> np.ndarray:
