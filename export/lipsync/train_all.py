@@ -26,10 +26,12 @@ import sys
 import time
 from pathlib import Path
 
-from export import manifest
 from export.lipsync import data as dataset
-from export.lipsync import stage_a, stage_b
 
+# torch (stage A and B) is imported only after the data step: the data step's worker processes re-import
+# this module (multiprocessing forkserver), and importing torch in each would make it 4× slower.
+
+ENGINES_DIR = Path(__file__).resolve().parents[2] / "engines"
 LIMIT_S = 2 * 3600  # the bound for the whole run on the 2-core machine
 # Measured on the 2-core machine (docs/lipsync.md): what the budget split assumes.
 DATA_S_PER_UTT = 0.012
@@ -52,7 +54,7 @@ def estimate_s(utterances: int, epochs: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m export.lipsync.train_all", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=manifest.ENGINES_DIR, help="engines directory (models + manifest)")
+    ap.add_argument("--out", type=Path, default=ENGINES_DIR, help="engines directory (models + manifest)")
     ap.add_argument("--work", type=Path, default=Path("build/lipsync"), help="dataset, checkpoints and the run log")
     ap.add_argument("--utterances", type=int, default=8000, help="dataset size (train, val and held-out)")
     ap.add_argument("--epochs", type=int, default=11, help="stage A epochs")
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fresh", action="store_true", help="rebuild the dataset even if WORK/data has it")
     ap.add_argument("--tiny", action="store_true", help="the whole pipeline on a handful of utterances, seconds")
     a = ap.parse_args(argv)
+    from export import manifest  # noqa: PLC0415
 
     n = 24 if a.tiny else a.utterances
     data_dir = a.work / "data"
@@ -83,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     timings["data"] = time.monotonic() - t
 
     # 2. stage A — the budget left after the data and what stage B needs
+    from export.lipsync import stage_a, stage_b  # noqa: PLC0415  (torch: see the imports above)
+
     t = time.monotonic()
     cfg_a = stage_a.Config(epochs=a.epochs, seed=a.seed, threads=a.threads, tiny=a.tiny)
     if a.tiny:
