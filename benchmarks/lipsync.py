@@ -584,6 +584,7 @@ def evaluate_stage_b(utterances: list[Utterance], engines_dir: Path, session, fp
                      "bilabial_recall": acc["bilabial"]["recall"],
                      "onset_median_ms": acc["bilabial"]["onset_abs_median_ms"], "jaw_corr": acc["jaw_corr"]}
     behaviour = sb.evaluate(utterances[:behaviour_utterances], engines_dir, session, seeds=1, progress=progress)
+    behaviour.pop("first_stream", None)
     lines, verdict = teacher_student_table(lip["teacher"], lip["student"])
     lines = [f"lip sync with stage B attached ({min(lip_utterances, len(utterances))} utterances)"] + lines
     blines, bverdict = sb.table(behaviour)

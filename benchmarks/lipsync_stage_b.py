@@ -181,6 +181,8 @@ def evaluate(utterances, engines_dir: Path, stage_a_session, seeds: int = 1, pro
                                      behaviour=BehaviourModel(session, seed=1000 * seed + i))
                 x, t = run(model, s.audio)
                 xs.append(x), accs.append(s.accents_s), times.append(t)
+                if seed == 0 and i == 0:
+                    res.setdefault("first_stream", {})[role] = x
         r = stats(xs, accs)
         t = np.concatenate([np.asarray(v[10:]) for v in times])
         r["ms_per_frame"] = float(1e3 * np.median(t))
@@ -189,7 +191,38 @@ def evaluate(utterances, engines_dir: Path, stage_a_session, seeds: int = 1, pro
         res[role] = r
     targets = [target_behaviour(s, len(s.audio) // SLICE, i) for i, s in enumerate(streams)]
     res["targets"] = stats(targets, [s.accents_s for s in streams])
+    res["first_stream"]["targets"] = targets[0]
+    res["first_stream"]["audio"] = streams[0].audio
     return res
+
+
+def plot(first: dict, path: Path, seconds: float = 30.0) -> None:
+    """Traces of one stream: teacher, student and a synthetic target over the speech envelope."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = int(min(seconds * FPS, len(first["student"])))
+    t = np.arange(n) / FPS
+    audio = first["audio"][:n * SLICE].astype(np.float64).reshape(n, SLICE)
+    env = np.sqrt(np.mean(audio ** 2, axis=1))
+    rows = (("head yaw, °", 0, DEG), ("head pitch, ° (+ chin down)", 1, DEG), ("brow raise", 3, 1.0),
+            ("blink (1 = shut)", 4, 1.0))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(11, 8), sharex=True)
+    for ax, (label, k, scale) in zip(axes, rows):
+        top = max(1e-6, max(float(np.abs(first[r][:n, k]).max()) for r in ("teacher", "student", "targets")) * scale)
+        ax.fill_between(t, 0, env / max(env.max(), 1) * top, color="0.88", lw=0, label="speech envelope")
+        ax.plot(t, first["targets"][:n, k] * scale, color="0.55", lw=1, label="a synthetic target (another sample)")
+        ax.plot(t, first["teacher"][:n, k] * scale, color="C0", lw=1.2, label="teacher, 64 steps")
+        ax.plot(t, first["student"][:n, k] * scale, color="C3", lw=1.2, ls="--", label="student, 2 steps")
+        ax.set_ylabel(label, fontsize=9)
+    axes[0].legend(loc="upper right", fontsize=8, ncol=4)
+    axes[-1].set_xlabel("seconds (held-out voice and sentences, then silence)")
+    fig.suptitle("Lip-sync stage B: head, brows and blinks sampled while speaking (same seed for teacher and student)",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
 
 
 def table(res: dict) -> tuple[list[str], dict]:
@@ -221,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=2, help="sampling seeds per stream")
     ap.add_argument("--seed", type=int, default=7, help="which held-out utterances to synthesize")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--plot", type=Path, help="also draw one stream's traces (teacher, student, a target) to a PNG")
     a = ap.parse_args(argv)
     import tempfile
 
@@ -242,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     lines, verdict = table(res)
     print("\n".join(lines))
     print(f"{time.perf_counter() - t0:.0f} s")
+    first = res.pop("first_stream")
+    if a.plot:
+        plot(first, a.plot)
+        print(f"wrote {a.plot}")
     if a.json:
         a.json.write_text(json.dumps({"machine": m, "results": res, "verdict": verdict}, indent=1))
     return 0

@@ -313,6 +313,13 @@ def _cosine(step: int, total: int, warmup: int = 100) -> float:
     return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
 
+def _descend(opt: torch.optim.Optimizer, net: nn.Module, loss: torch.Tensor) -> None:
+    opt.zero_grad()
+    loss.backward()
+    nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+
+
 def corrupt_history(context: torch.Tensor, change: torch.Tensor, blink_p: float = 0.0):
     """Teacher forcing with a corrupted past, and the target corrected to match it.
 
@@ -355,10 +362,7 @@ def halve(model: VelocityNet, steps: int, ctx: torch.Tensor, tgt: torch.Tensor, 
                 xm = xt + 0.5 * dt * model(xt, t, c)
                 x2 = xm + 0.5 * dt * model(xm, t + 0.5 * dt, c)
             loss = nn.functional.mse_loss(student(xt, t, c), (x2 - xt) / dt)
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-            opt.step()
+            _descend(opt, student, loss)
             bar.update(1)
             if step % 50 == 0:
                 bar.set_postfix(loss=f"{loss.item():.4f}")
@@ -403,10 +407,7 @@ def train(data_dir: Path, stage_a_path: Path, out_dir: Path, cfg: Config, write_
             idx = torch.from_numpy(rng.integers(0, len(ctx), cfg.batch))
             c, y = corrupt_history(ctx_t[idx], tgt_t[idx])
             loss = flow_loss(teacher, c, y)
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(teacher.parameters(), 1.0)
-            opt.step()
+            _descend(opt, teacher, loss)
             bar.update(1)
             if step % 50 == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
