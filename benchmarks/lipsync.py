@@ -751,7 +751,7 @@ def report(res: dict) -> None:
         else:
             shown = _f(v)
         verdict = {True: "PASS", False: "FAIL", None: "not measured"}[t["pass"]]
-        print(f"  {verdict:<13}{t['target']:<64}{shown}")
+        print(f"  {verdict:<13}{t['target']:<64} {shown}")
 
 
 def _jsonable(x):

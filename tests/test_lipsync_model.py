@@ -219,3 +219,15 @@ def test_in_the_frame_pipeline_lips_and_voice_leave_together(trained, utterance)
         np.testing.assert_array_equal(f.audio, utterance[start:end])
         np.testing.assert_allclose(f.params.to_vector()[6:13], ref["articulation"][hop_for_frame(f.index, 25.0)],
                                    atol=1e-5)
+
+
+def test_vocal_tract_warp_moves_formants_and_is_identity_at_one():
+    """Training-only VTLP: a spectral peak at mel bin 40 moves to bin 40·factor; factor 1 leaves features alone."""
+    from export.lipsync.stage_a import warp_mel
+
+    raw = np.zeros((3, 80))
+    raw[:, 40] = 10.0
+    for factor in (0.9, 1.1):
+        peak = warp_mel(raw, factor).argmax(axis=1)
+        assert np.all(np.abs(peak - 40 * factor) <= 1)
+    np.testing.assert_array_equal(warp_mel(raw, 1.0), raw)

@@ -126,6 +126,30 @@ def test_stage_b_streams_from_stage_a_and_is_reproducible(tiny_run):
         np.testing.assert_array_equal(MotionParams.from_vector(v).clipped().to_vector(), v)
 
 
+def test_the_runtime_conditions_stage_b_exactly_as_training_did(tiny_run):
+    """The rows the streaming runtime hands stage B (stage A's outputs and the energy, per behaviour frame)
+    equal what training computed offline for the same audio — and the frame for video frame n is ready when
+    frame n is shown (stage B adds no latency)."""
+    from export.lipsync.stage_b import StageAOffline
+
+    out = tiny_run / "engines"
+    val = sorted((tiny_run / "work" / "data" / "val").glob("*.npz"))[0]
+    audio = np.concatenate([np.load(val)["audio"], np.zeros(8000, np.int16)])
+    model = model_for(out / "lipsync_stage_a.onnx", out / f"{STUDENT}.onnx")
+    rows, push = [], model.behaviour.push_row
+    model.behaviour.push_row = lambda row: (rows.append(np.array(row)), push(row))
+    ready = []
+    for i in range(0, len(audio) - SLICE + 1, SLICE):
+        model.step(audio[i:i + SLICE], True)
+        if model.last_hop >= 0:
+            ready.append(len(model.behaviour.frames) + model.behaviour._offset > (model.last_hop - 2) // 4)
+    offline = StageAOffline(out / "lipsync_stage_a.onnx").cond_rows(audio)
+    n = min(len(rows), len(offline))
+    assert n >= len(audio) // SLICE - 4
+    np.testing.assert_allclose(np.array(rows[:n]), offline[:n], atol=1e-4)
+    assert all(ready)
+
+
 def test_the_teacher_is_the_student_network_with_more_steps(tiny_run):
     out = tiny_run / "engines"
     teacher = BehaviourModel(load_session(out / f"{TEACHER}.onnx"))
@@ -178,7 +202,8 @@ def test_shipped_behaviour_obeys_the_style(speech_audio):
     print(f"head spread calm {spread(xc):.4f} vs lively {spread(xl):.4f}; blinks/min calm "
           f"{blinks_per_min(xc[:, names.index('blink_l')]):.1f} vs lively {blinks_per_min(xl[:, names.index('blink_l')]):.1f}")
     assert spread(xl) > 3 * spread(xc)
-    assert blinks_per_min(xc[:, names.index("blink_l")]) < blinks_per_min(xl[:, names.index("blink_l")])
+    assert xc[:, names.index("blink_l")].max() == 0.0  # blink rate 0: no blink at all
+    assert blinks_per_min(xl[:, names.index("blink_l")]) >= 10
 
 
 def test_shipped_student_blinks_and_moves_like_its_teacher(speech_audio):

@@ -7,10 +7,12 @@ class builds the network's context exactly as training did and integrates the
 changes into the trajectory.
 
 Clock: behaviour frames run at 25 Hz whatever the video rate; frame k belongs to
-hop 4k + 2 (its centre) and needs stage A's rows up to frame k + lookahead, so it
-is ready as soon as stage A has hop 4(k + lookahead) + 2 — at 25 fps exactly when
-the lip-sync model returns video frame k. At other rates the video frame takes the
-value interpolated at its own hop, from the frames ready so far.
+hop 4k + 2 (its centre) and needs stage A's rows up to frame k + lookahead (0 for
+the shipped model: its rows carry the energy 80 ms ahead instead), so it is ready
+as soon as stage A has hop 4(k + lookahead) + 2 — at 25 fps exactly when the
+lip-sync model returns video frame k: stage B adds no latency. At other rates the
+video frame takes the value interpolated at its own hop, from the frames ready so
+far.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class BehaviourModel:
             self.names = tuple(meta["behaviour"].split(","))
             self.history = int(meta["history"])
             self.lookahead = int(meta["lookahead"])
+            self.energy_ahead = int(meta.get("energy_ahead_hops", "0"))
             self.hops_per_frame = int(meta["hops_per_frame"])
             self.cond_dim = sum(json.loads(meta["cond"]).values())
             self.x_scale = np.array(json.loads(meta["x_scale"]), np.float32)
@@ -132,6 +135,9 @@ class BehaviourModel:
             change = np.zeros_like(change)
         x = np.clip(self._hist[-1] + change, -self.limits, self.limits)
         x[3:] = np.maximum(x[3:], 0.0)  # brow raise and blink are one-sided
+        if self.style.get("blink_per_min", 1.0) < 0.5:
+            # "Stop blinking" must mean none at all; the model, conditioned on a rate of 0, only blinks less.
+            x[4] = 0.0
         self._hist = np.concatenate([self._hist[1:], x[None]])
         self.frames.append(x)
         # Only the history and the interpolation window are ever read again: keep memory flat.

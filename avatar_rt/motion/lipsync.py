@@ -216,7 +216,8 @@ class LipSyncModel:
             if hop > newest:
                 return
             k = hop % _RING
-            b.push_row(np.concatenate([st.articulation[k], st.viseme_probs[k], st.energy[k:k + 1]]))
+            e = (hop + b.energy_ahead) % _RING  # feature frames run right_context hops ahead of the outputs
+            b.push_row(np.concatenate([st.articulation[k], st.viseme_probs[k], st.energy[e:e + 1]]))
             self._behaviour_rows += 1
 
     @property

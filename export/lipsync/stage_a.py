@@ -50,7 +50,9 @@ Per step, 16 utterances are made into training examples on the fly: half get up
 to 0.6 s of extra silence at either end (targets padded with rest), all go
 through `export.lipsync.augment.augment` (p = 0.5: room, babble, noise, mic floor,
 band limits, gain, clipping, resampling, codecs), then through the runtime's own
-feature code with the training set's global statistics. One random crop of ≤ 4 s
+feature code with the training set's global statistics (`--vtlp-p P`: a share P of
+them with the mel axis stretched by 0.9–1.1 before normalisation, vocal tract length
+perturbation; off by default and in the shipped model). One random crop of ≤ 4 s
 each; loss 2·L1 + 8·weighted L2 (articulation) + 2·L1(articulation velocity) + 0.5·CE(visemes) +
 0.3·CE(phonemes), outputs shifted by the right context against the targets.
 AdamW 2e-3, linear warm-up then cosine; gradient clipping 1; seeded (numpy and
@@ -184,7 +186,7 @@ def load_split(data_dir: Path, split: str, limit: int | None = None) -> list[Utt
 
 
 def training_sample(u: Utterance, rng: np.random.Generator, stats: FeatureStats, others: list[np.ndarray],
-                    p_augment: float = 0.5, max_pad_hops: int = 60) -> Sample:
+                    p_augment: float = 0.5, max_pad_hops: int = 60, p_vtlp: float = 0.0) -> Sample:
     """One on-the-fly training example: half the time up to 0.6 s of extra leading/trailing silence (whole
     hops, targets padded with rest: closed mouth, `sil`), then export.lipsync.augment's random chain (room,
     babble, noise, microphone floor, band limits, gain, clipping, resampling, codecs; it never shifts time)."""
@@ -194,8 +196,9 @@ def training_sample(u: Utterance, rng: np.random.Generator, stats: FeatureStats,
     audio = np.concatenate([np.zeros(lead * HOP, np.int16), u.audio, np.zeros(trail * HOP, np.int16)])
     audio = augment.augment(audio, rng, others, p=p_augment)
     sil = _PHONEME_INDEX[ph.SIL]
+    warp = float(rng.uniform(*VTLP_RANGE)) if p_vtlp > 0 and rng.random() < p_vtlp else 1.0
     return Sample(
-        utterance_features(audio, stats),
+        utterance_features(audio, stats, warp),
         np.pad(u.articulation, ((lead, trail), (0, 0))),
         np.pad(u.visemes, (lead, trail), constant_values=ph.VISEME_INDEX["sil"]),
         np.pad(u.phonemes, (lead, trail), constant_values=sil),
@@ -214,11 +217,32 @@ def compute_stats(utterances: list[Utterance], limit: int = 300) -> FeatureStats
     return FeatureStats.from_frames(frames)
 
 
-def utterance_features(audio: np.ndarray, stats: FeatureStats) -> np.ndarray:
+VTLP_RANGE = (0.9, 1.1)  # vocal tract length perturbation: mel axis stretched by this factor (training only)
+
+
+def warp_mel(raw: np.ndarray, factor: float) -> np.ndarray:
+    """Vocal tract length perturbation on log-mel frames: bin i takes the value at bin i / factor (linear
+    interpolation, edges held). A longer or shorter vocal tract shifts the formants by about this factor, so
+    the network meets more voices than the synthesizers have (the held-out voices are unseen ones)."""
+    if factor == 1.0:
+        return raw
+    bins = np.arange(raw.shape[1], dtype=np.float64)
+    src = np.clip(bins / factor, 0, raw.shape[1] - 1)
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, raw.shape[1] - 1)
+    w = src - lo
+    return raw[:, lo] * (1 - w) + raw[:, hi] * w
+
+
+def utterance_features(audio: np.ndarray, stats: FeatureStats, warp: float = 1.0) -> np.ndarray:
     """Features for training and evaluation: the audio plus RIGHT_CONTEXT hops of silence, so the
-    last hops' predictions (made RIGHT_CONTEXT frames later) exist."""
+    last hops' predictions (made RIGHT_CONTEXT frames later) exist. `warp` ≠ 1 applies `warp_mel` to the raw
+    log-mel before the (runtime's) streaming normalisation; at 1 this is exactly `features.log_mel`."""
     padded = np.concatenate([np.asarray(audio, dtype=np.float32), np.zeros(RIGHT_CONTEXT * HOP, np.float32)])
-    return features.log_mel(padded, stats)
+    if warp == 1.0:
+        return features.log_mel(padded, stats)
+    raw, rms_db = features.raw_log_mel_offline(padded)
+    return features.StreamingNormalizer(stats).apply(warp_mel(raw, warp), rms_db)
 
 
 def make_batch(samples: list[Sample], crop: int, rng: np.random.Generator):
@@ -480,6 +504,7 @@ class Config:
     time_budget_s: float | None = None
     threads: int = 2
     p_augment: float = 0.5
+    p_vtlp: float = 0.0  # share of examples with vocal tract length perturbation (off in the shipped model)
 
 
 def train(data_dir: Path, out_dir: Path, cfg: Config, checkpoint: Path | None = None,
@@ -529,7 +554,8 @@ def train(data_dir: Path, out_dir: Path, cfg: Config, checkpoint: Path | None = 
                 idx = order[s * cfg.batch:(s + 1) * cfg.batch]
                 if cfg.tiny:
                     idx = rng.integers(0, len(train_set), cfg.batch)
-                samples = [training_sample(train_set[int(i)], rng, stats, others, cfg.p_augment) for i in idx]
+                samples = [training_sample(train_set[int(i)], rng, stats, others, cfg.p_augment, p_vtlp=cfg.p_vtlp)
+                           for i in idx]
                 loss, parts = losses(model, make_batch(samples, cfg.crop, rng))
                 opt.zero_grad()
                 loss.backward()
@@ -584,12 +610,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="stop training after this many seconds (the learning rate decays to fit; not deterministic)")
     ap.add_argument("--checkpoint", type=Path, default=Path("build/lipsync/stage_a.pt"))
     ap.add_argument("--augment-p", type=float, default=Config.p_augment, help="augmentation strength (0: clean)")
+    ap.add_argument("--vtlp-p", type=float, default=Config.p_vtlp,
+                    help="share of examples whose mel axis is stretched by 0.9–1.1 (vocal tract length "
+                         "perturbation; default 0, as the shipped model)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the tiny run uses 1)")
     ap.add_argument("--tiny", action="store_true", help="a few seconds on a handful of utterances (tests)")
     ap.add_argument("--no-manifest", action="store_true")
     args = ap.parse_args(argv)
     cfg = Config(epochs=args.epochs, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed, tiny=args.tiny,
-                 time_budget_s=args.time_budget, threads=args.threads, p_augment=args.augment_p)
+                 time_budget_s=args.time_budget, threads=args.threads, p_augment=args.augment_p,
+                 p_vtlp=args.vtlp_p)
     if args.tiny:
         cfg.batch, cfg.crop, cfg.max_steps, cfg.threads = 4, 200, 20, 1
     train(args.data, args.out, cfg, args.checkpoint, write_manifest=not args.no_manifest)

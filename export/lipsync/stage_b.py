@@ -9,8 +9,9 @@ speaker nods on the accent, another does not; blinks come when they come). So
 stage B is generative: a rectified-flow model of the next behaviour frame given
 
 * the last `HISTORY` behaviour frames (its own past output: autoregressive),
-* stage A's outputs (articulation, viseme posteriors) and the frame energy for
-  those frames and `LOOKAHEAD` frames ahead (80 ms at 25 Hz, stage A's own lookahead),
+* stage A's outputs (articulation, viseme posteriors) for those frames and the
+  frame energy 80 ms ahead of each (what the features already hold when stage A's
+  output for the frame exists: stage B adds no latency),
 * a style: `motion` (amplitude of head, nods and brows) and `blink_per_min`.
 
 It predicts the frame-to-frame *change* (scaled per dimension by `D_SCALE`),
@@ -42,7 +43,8 @@ default step count and the sha256 of the stage A model the conditioning came fro
 
 Cost on the 2-core machine (one thread): sequences ≈ 50 ms per utterance; teacher
 ≈ 9 ms per step (batch 512); distillation ≈ 14 ms per step. Defaults: 1 500 utterances,
-12 000 teacher steps, 5 rounds × 2 000 distillation steps: about 6 minutes. `--tiny`:
+12 000 teacher steps, 5 rounds of 2 000 distillation steps (4 000 for the last two): about
+6 minutes. `--tiny`:
 a few seconds.
 """
 
@@ -80,7 +82,10 @@ NAME_TEACHER = "lipsync_stage_b_teacher"
 VERSION = "1.0.0"
 OPSET = 17
 HISTORY = 8  # behaviour frames of the past in the context (320 ms)
-LOOKAHEAD = 2  # behaviour frames of conditioning ahead (80 ms = stage A's right context)
+# Behaviour frames of conditioning ahead. 0: frame k must be ready when video frame k is shown, and stage A's
+# row for frame k is the newest it has then (its output for a hop comes 80 ms of audio later). The energy in
+# each row is taken stage A's right context ahead instead: those features exist by then.
+LOOKAHEAD = 0
 TEACHER_STEPS = 64  # a power of two times STUDENT_STEPS: progressive distillation halves it
 STUDENT_STEPS = 2
 COND = ("articulation", 7), ("viseme_probs", 15), ("energy", 1)
@@ -150,12 +155,16 @@ class StageAOffline:
         out = stage_a.run_onnx_chunked(self.session, mel)
         n = len(mel) - self.right_context
         r = self.right_context
-        return behaviour_cond_rows(out["articulation"][r:r + n], out["viseme_probs"][r:r + n], mel[:n].mean(axis=1))
+        return behaviour_cond_rows(out["articulation"][r:r + n], out["viseme_probs"][r:r + n], mel.mean(axis=1), r)
 
 
-def behaviour_cond_rows(articulation: np.ndarray, viseme_probs: np.ndarray, energy: np.ndarray) -> np.ndarray:
-    hops = bh.HOPS_PER_FRAME * np.arange(bh.frames_for_hops(len(energy))) + 2
-    return np.concatenate([articulation[hops], viseme_probs[hops], energy[hops, None]], axis=1).astype(np.float32)
+def behaviour_cond_rows(articulation: np.ndarray, viseme_probs: np.ndarray, energy: np.ndarray,
+                        energy_ahead: int) -> np.ndarray:
+    """Row k: stage A's outputs at hop 4k + 2 and the energy of feature frame 4k + 2 + energy_ahead.
+    `energy` has one value per feature frame, `energy_ahead` more than the outputs."""
+    hops = bh.HOPS_PER_FRAME * np.arange(bh.frames_for_hops(len(articulation))) + 2
+    return np.concatenate([articulation[hops], viseme_probs[hops], energy[hops + energy_ahead, None]],
+                          axis=1).astype(np.float32)
 
 
 def make_sequence(path: Path, stage: StageAOffline, rng: np.random.Generator, others: list[np.ndarray],
@@ -276,10 +285,11 @@ def metadata(role: str, steps: int, stage: StageAOffline, extra: dict) -> dict[s
         "hops_per_frame": str(bh.HOPS_PER_FRAME),
         "history": str(HISTORY),
         "lookahead": str(LOOKAHEAD),
+        "energy_ahead_hops": str(stage.right_context),
         "cond": json.dumps(dict(COND)),
         "context_layout": "history/x_scale (history × behaviour, oldest first) | cond rows k−history … k+lookahead "
-                          "(articulation, viseme_probs, mean normalised log-mel; row k from hop 4k+2) | "
-                          "style / style_high",
+                          "(articulation and viseme_probs at hop 4k+2, mean normalised log-mel of feature frame "
+                          "4k+2+energy_ahead_hops) | style / style_high",
         "x_scale": json.dumps(X_SCALE.tolist()),
         "d_scale": json.dumps(D_SCALE.tolist()),
         "style": ",".join(bh.STYLE),
@@ -348,11 +358,12 @@ def halve(model: VelocityNet, steps: int, ctx: torch.Tensor, tgt: torch.Tensor, 
     model.eval()
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr * 0.3, weight_decay=1e-4)
     dt = 1.0 / half
-    with tqdm(total=cfg.distill_steps, desc=f"stage B distil {steps}→{half} steps", unit="step",
-              dynamic_ncols=True) as bar:
-        for step in range(cfg.distill_steps):
+    # The last rounds are the hard ones (few steps must carry noise to "blink now or not"): twice the steps.
+    n_steps = cfg.distill_steps * (2 if half <= 4 else 1)
+    with tqdm(total=n_steps, desc=f"stage B distil {steps}→{half} steps", unit="step", dynamic_ncols=True) as bar:
+        for step in range(n_steps):
             for gr in opt.param_groups:
-                gr["lr"] = cfg.lr * 0.3 * _cosine(step, cfg.distill_steps)
+                gr["lr"] = cfg.lr * 0.3 * _cosine(step, n_steps)
             idx = torch.from_numpy(rng.integers(0, len(ctx), cfg.batch))
             c, x1 = corrupt_history(ctx[idx], tgt[idx])
             z = torch.randn(x1.shape)
