@@ -505,6 +505,8 @@ class Config:
     threads: int = 2
     p_augment: float = 0.5
     p_vtlp: float = 0.0  # share of examples with vocal tract length perturbation (off in the shipped model)
+    channels: int = 128  # conv width
+    hidden: int = 128  # GRU size
 
 
 def train(data_dir: Path, out_dir: Path, cfg: Config, checkpoint: Path | None = None,
@@ -520,7 +522,7 @@ def train(data_dir: Path, out_dir: Path, cfg: Config, checkpoint: Path | None = 
     val_set = load_split(data_dir, "val", 3 if cfg.tiny else 200) or train_set[:3]
     others = [u.audio for u in train_set[:64]]  # babble material
     stats = compute_stats(train_set)
-    model = StageA()
+    model = StageA(channels=cfg.channels, hidden=cfg.hidden)
     n_params = parameter_count(model)
     print(f"stage A: {n_params:,} parameters; {len(train_set)} train / {len(val_set)} val utterances; "
           f"on-the-fly augmentation p={cfg.p_augment}")
@@ -614,12 +616,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of examples whose mel axis is stretched by 0.9–1.1 (vocal tract length "
                          "perturbation; default 0, as the shipped model)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the tiny run uses 1)")
+    ap.add_argument("--channels", type=int, default=Config.channels, help="conv width (default 128)")
+    ap.add_argument("--hidden", type=int, default=Config.hidden, help="GRU size (default 128)")
     ap.add_argument("--tiny", action="store_true", help="a few seconds on a handful of utterances (tests)")
     ap.add_argument("--no-manifest", action="store_true")
     args = ap.parse_args(argv)
     cfg = Config(epochs=args.epochs, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed, tiny=args.tiny,
                  time_budget_s=args.time_budget, threads=args.threads, p_augment=args.augment_p,
-                 p_vtlp=args.vtlp_p)
+                 p_vtlp=args.vtlp_p, channels=args.channels, hidden=args.hidden)
     if args.tiny:
         cfg.batch, cfg.crop, cfg.max_steps, cfg.threads = 4, 200, 20, 1
     train(args.data, args.out, cfg, args.checkpoint, write_manifest=not args.no_manifest)
