@@ -47,6 +47,15 @@ class MouthInterior:
         mouth_w = float(np.linalg.norm(rest[lm.MOUTH_CORNERS[1]] - rest[lm.MOUTH_CORNERS[0]]))
         self._synth_teeth = self._rest_area < 0.04 * mouth_w**2  # the reference shows no teeth of its own
         self._margin = int(np.ceil(0.1 * iod)) + 2
+        # The interior shows only as far as the lips have parted beyond rest: spreading, shifting or pressing
+        # closed lips must not paint a cavity sliver along the lip line (it also misleads face trackers).
+        self._rest_gaps = self._gaps(rest)
+        self._open_span = 0.04 * iod
+
+    @staticmethod
+    def _gaps(points: np.ndarray) -> np.ndarray:
+        """Vertical inner-lip gaps, corner to corner (upper and lower contours are listed in the same order)."""
+        return points[list(lm.LIPS_INNER_LOWER), 1] - points[list(lm.LIPS_INNER_UPPER), 1]
 
     @staticmethod
     def _teeth_edge(reference: np.ndarray, up: np.ndarray, low: np.ndarray) -> float:
@@ -77,6 +86,10 @@ class MouthInterior:
         area = float(cv2.contourArea(poly.astype(np.float32)))
         if area <= self._rest_area + 1.0 and np.allclose(poly, self._rest_poly, atol=0.25):
             return
+        parted = float(np.max(self._gaps(points) - self._rest_gaps)) / self._open_span
+        show = float(np.clip(parted, 0.0, 1.0) ** 2 * (3 - 2 * np.clip(parted, 0.0, 1.0)))  # smoothstep
+        if show <= 0.0:
+            return
         x0, y0 = np.floor(poly.min(axis=0)).astype(int) - self._margin
         x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + self._margin
         x0, y0 = max(0, x0), max(0, y0)
@@ -87,7 +100,7 @@ class MouthInterior:
         local = (poly - np.array([x0, y0])) * 16
         mask = np.zeros((h, w), dtype=np.uint8)
         cv2.fillPoly(mask, [np.round(local).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-        alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None] / 255.0
+        alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None] * (show / 255.0)
 
         # Cavity: darker at the top, where the palate shadows it.
         t = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None, None]
