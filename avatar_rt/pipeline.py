@@ -81,6 +81,9 @@ class FramePipeline:
         self.fps = fps
         self.motion = motion_model or LoudnessJawModel()
         self.idle = idle or IdleMotion(fps)
+        # Lip-sync stage B drives head turns and blinks when the motion model has it; idle then only breathes.
+        self._behaviour = getattr(self.motion, "behaviour", None)
+        self.idle.head_and_blinks = self._behaviour is None
         self.rig = LandmarkRig(portrait)
         self.renderer = renderer or PortraitRenderer(portrait)
         self.vad = SpeechDetector()
@@ -163,14 +166,13 @@ class FramePipeline:
         if self._incoming is not None:
             self._install_incoming(t)
         glasses = 0.0
-        behaviour = getattr(self.motion, "behaviour", None)  # lip sync stage B: head turns and blinks
-        self.idle.head_and_blinks = behaviour is None
         if self.edits is not None:
             numbers = self.edits.numbers(t)
             self.idle.sway, self.idle.blink_rate = numbers.head_motion, numbers.blink_rate
-            if behaviour is not None:  # takes effect from the next frame the model samples
-                behaviour.set_style(motion=numbers.head_motion,
-                                    blink_per_min=behaviour.style_defaults["blink_per_min"] * numbers.blink_rate)
+            if self._behaviour is not None:  # takes effect from the next frame the model samples
+                self._behaviour.set_style(
+                    motion=numbers.head_motion,
+                    blink_per_min=self._behaviour.style_defaults["blink_per_min"] * numbers.blink_rate)
             glasses = numbers.glasses
         params = self.idle.apply(params, index, out_speech)
         if self.edits is not None:

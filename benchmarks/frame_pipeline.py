@@ -47,6 +47,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds of speech to run (default 20)")
     parser.add_argument("--size", type=int, default=512, help="output size in pixels (default 512)")
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate (default 25)")
+    parser.add_argument("--motion", choices=("auto", "lipsync", "loudness"), default="auto",
+                        help="motion model, as `avatar-rt serve --motion` (default auto: the shipped lip sync)")
+    parser.add_argument("--behaviour", choices=("auto", "model", "teacher", "idle"), default="auto",
+                        help="head/brows/blinks, as `avatar-rt serve --behaviour` (default auto: stage B)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -58,11 +62,15 @@ def main() -> int:
     from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
     from avatar_rt.avatar.reference import DEFAULT_PORTRAIT, load_portrait
+    from avatar_rt.motion.factory import make_motion_model
     from avatar_rt.pipeline import FramePipeline, frame_bounds
     from avatar_rt.server.tracks import PipelineVideoTrack
 
     portrait = load_portrait(DEFAULT_PORTRAIT, size=args.size)
-    pipeline = FramePipeline(portrait, args.fps)
+    motion = make_motion_model(args.motion, args.fps, args.behaviour)
+    pipeline = FramePipeline(portrait, args.fps, motion_model=motion)
+    print(f"motion: {type(motion).__name__}"
+          + (f" + stage B ({motion.behaviour.steps} steps)" if getattr(motion, "behaviour", None) else ""))
     encoder = get_encoder(RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000))
     pcm = speech(args.seconds)
     n_frames = int(args.seconds * args.fps) - 1

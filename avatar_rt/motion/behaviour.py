@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from avatar_rt.engines import EngineError
+from avatar_rt.engines import EngineError, one_thread_session
 from avatar_rt.motion.sampler import FlowSampler
 
 STUDENT = "lipsync_stage_b"
@@ -32,13 +32,7 @@ OUTPUTS = ("head_yaw", "head_pitch", "head_roll", "brow_raise", "blink")
 
 
 def load_session(path: Path) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise EngineError(f"cannot load the behaviour model {path}: {exc}") from exc
+    return one_thread_session(path, "behaviour model")
 
 
 class BehaviourModel:

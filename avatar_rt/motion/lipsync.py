@@ -59,7 +59,7 @@ import onnxruntime as ort
 
 from avatar_rt.audio.features import HOP, SAMPLE_RATE, FeatureStats, LogMelStream
 from avatar_rt.audio.features import config as feature_config
-from avatar_rt.engines import EngineError, engine_path
+from avatar_rt.engines import EngineError, engine_path, one_thread_session
 from avatar_rt.motion.behaviour import BehaviourModel
 from avatar_rt.motion.params import MotionParams
 
@@ -95,12 +95,7 @@ def lookahead_for(fps: float, right_context: int) -> int:
 
 
 def load_session(path: Path) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return one_thread_session(path, "lip sync model")
 
 
 class StageAStream:
