@@ -25,8 +25,10 @@ on the reference image itself (`portrait.image`).
      `ref` landmarks is what MediaPipe alone contributes.
    * non-rigid floor: the reference deformed by a smooth, exactly known field
      (Gaussian bumps on the landmarks: mouth corners pulled apart, the lower
-     face stretched down, the corners lifted) through an exactly inverted
-     `cv2.remap`, re-detected against the exactly moved `ref` landmarks. `gain`
+     face stretched down, the corners lifted; and the lips parted, the exact
+     geometry of a jaw opening with the mouth's own pixels stretched) through an
+     exactly inverted `cv2.remap`, re-detected against the exactly moved `ref`
+     landmarks. `gain`
      is the share of the true motion the re-detection shows (1 = all of it):
      below 1, MediaPipe's face prior pulls the shape back towards its mean.
 
@@ -246,32 +248,52 @@ class Quality:
         lm = self.lm
         c0, c1 = ref[lm.MOUTH_CORNERS[0]], ref[lm.MOUTH_CORNERS[1]]
         chin_side = ref[list(lm.LIPS_OUTER_LOWER)].mean(axis=0) + np.array([0.0, 0.2 * iod])
+        lip_top = float(ref[list(lm.LIPS_INNER_UPPER)][:, 1].mean())
+        lower_lip = ref[list(lm.LIPS_OUTER_LOWER)].mean(axis=0)
+
+        def bumps(*spec):
+            """Gaussian bumps (centre, sigma in IOD, move in IOD): a smooth field."""
+            def field(pts: np.ndarray) -> np.ndarray:
+                d = np.zeros_like(pts)
+                for centre, sigma, move in spec:
+                    w = np.exp(-np.sum((pts - centre) ** 2, axis=-1) / (2 * (sigma * iod) ** 2))
+                    d += w[..., None] * (np.array(move) * iod)
+                return d
+            return field
+
+        def lips_parted(a: float):
+            """The lips part by `a` IOD: nothing moves above the upper inner lip, everything from the lower
+            outer lip down moves down by `a`, smoothstep between (the mouth's own pixels stretch), fading out
+            sideways. The exact geometry of a jaw opening, with no new interior drawn."""
+            def field(pts: np.ndarray) -> np.ndarray:
+                t = np.clip((pts[..., 1] - lip_top) / (lower_lip[1] - lip_top), 0.0, 1.0)
+                side = np.exp(-((pts[..., 0] - lower_lip[0]) ** 2) / (2 * (0.6 * iod) ** 2))
+                d = np.zeros_like(pts)
+                d[..., 1] = a * iod * t * t * (3 - 2 * t) * side
+                return d
+            return field
+
         cases = []
         for a in (0.05, 0.10, 0.15):
-            cases.append((f"corners apart {a:g} IOD each", [(c0, 0.35, (-a, 0.0)), (c1, 0.35, (a, 0.0))]))
+            cases.append((f"corners apart {a:g} IOD each", bumps((c0, 0.35, (-a, 0.0)), (c1, 0.35, (a, 0.0)))))
         for a in (0.1, 0.2, 0.3):
-            cases.append((f"lower face down {a:g} IOD", [(chin_side, 0.45, (0.0, a))]))
+            cases.append((f"lower face down {a:g} IOD", bumps((chin_side, 0.45, (0.0, a)))))
         for a in (0.05, 0.10):
-            cases.append((f"corners up {a:g} IOD", [(c0, 0.3, (0.0, -a)), (c1, 0.3, (0.0, -a))]))
-
-        def field(pts: np.ndarray, bumps) -> np.ndarray:
-            d = np.zeros_like(pts)
-            for centre, sigma, move in bumps:
-                w = np.exp(-np.sum((pts - centre) ** 2, axis=-1) / (2 * (sigma * iod) ** 2))
-                d += w[..., None] * (np.array(move) * iod)
-            return d
+            cases.append((f"corners up {a:g} IOD", bumps((c0, 0.3, (0.0, -a)), (c1, 0.3, (0.0, -a)))))
+        for a in (0.1, 0.15, 0.2, 0.25):
+            cases.append((f"lips parted {a:g} IOD", lips_parted(a)))
 
         size = self.portrait.size
         ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
         grid = np.stack([xs, ys], axis=-1)
         rows = []
-        for name, bumps in cases:
+        for name, field in cases:
             src = grid.copy()
-            for _ in range(20):  # invert x = s + d(s) by fixed point (the fields are gentle: it converges)
-                src = grid - field(src, bumps)
+            for _ in range(30):  # invert x = s + d(s) by fixed point (the fields are gentle: it converges)
+                src = grid - field(src)
             img = cv2.remap(self.portrait.image, src[..., 0].astype(np.float32), src[..., 1].astype(np.float32),
                             cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            want_all = field(ref, bumps)
+            want_all = field(ref)
             det = self.detect(img)
             if det is None:
                 rows.append({"deformation": name, "detected": False})

@@ -83,7 +83,8 @@ def test_tiny_training_exports_a_checked_engine(trained):
     assert entry["opset"] == 17
     meta = entry["metadata"]
     assert int(meta["right_context_hops"]) <= 8
-    assert int(meta["parameters"]) <= 300_000
+    # "small": the runtime budget is 1 ms a frame on one core (benchmarks/lipsync.py measures it)
+    assert int(meta["parameters"]) <= 1_000_000
     assert meta["articulation"].split(",") == list(ARTICULATION)
     assert len(json.loads(meta["feature_stats"])["mean"]) == 80
     names_in = [i["name"] for i in entry["inputs"]]

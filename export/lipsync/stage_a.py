@@ -7,12 +7,12 @@ per utterance in DIR/{train,val}/), with audio augmentation applied on the fly,
 and writes `OUT/lipsync_stage_a.onnx` plus its entry in `OUT/manifest.json`.
 `--tiny` is the same pipeline on a handful of utterances for a few seconds (the tests).
 
-## The network (≈ 240 k parameters)
+## The network (≈ 630 k parameters at the default widths C = 192, H = 256)
 
-    log-mel (80) ─► causal conv k3 → 128, ReLU
+    log-mel (80) ─► causal conv k3 → C, ReLU
                  ─► + ReLU(causal conv k3, dilation 2)      (residual)
                  ─► + ReLU(causal conv k3, dilation 4)      (residual)
-                 ─► GRU 128 (unidirectional)
+                 ─► GRU H (unidirectional)
                  ─► linear → 7 articulation (sigmoid) | 15 viseme logits | 40 phoneme logits
 
 Every layer is causal: network output `t` depends on feature frames ≤ t only.
@@ -31,9 +31,9 @@ T outputs out, and the state in and out:
 |---|---|---|
 | `mel` | (1, T, 80) | normalised log-mel frames (avatar_rt.audio.features), oldest first |
 | `state_conv0` | (1, 80, 2) | the last 2 input frames (channels first) |
-| `state_conv1` | (1, 128, 4) | the last 4 frames entering the dilation-2 conv |
-| `state_conv2` | (1, 128, 8) | the last 8 frames entering the dilation-4 conv |
-| `state_gru` | (1, 1, 128) | GRU hidden state |
+| `state_conv1` | (1, C, 4) | the last 4 frames entering the dilation-2 conv |
+| `state_conv2` | (1, C, 8) | the last 8 frames entering the dilation-4 conv |
+| `state_gru` | (1, 1, H) | GRU hidden state |
 
 outputs `articulation` (1, T, 7) in [0, 1], `viseme_probs` (1, T, 15),
 `phoneme_probs` (1, T, 40), for hops t − 8 of the T inputs t, and `next_state_*`
@@ -111,7 +111,7 @@ IGNORE = -100
 
 
 class StageA(nn.Module):
-    def __init__(self, channels: int = 128, hidden: int = 128, dilations: tuple[int, ...] = (2, 4),
+    def __init__(self, channels: int = 192, hidden: int = 256, dilations: tuple[int, ...] = (2, 4),
                  kernel: int = 3, right_context: int = RIGHT_CONTEXT):
         super().__init__()
         self.kernel, self.dilations, self.right_context = kernel, tuple(dilations), right_context
@@ -505,8 +505,10 @@ class Config:
     threads: int = 2
     p_augment: float = 0.5
     p_vtlp: float = 0.0  # share of examples with vocal tract length perturbation (off in the shipped model)
-    channels: int = 128  # conv width
-    hidden: int = 128  # GRU size
+    # 192/256 over 128/128: the smaller net underfits (train loss ≈ val loss) and the wider one reads
+    # jaw better at the same data (docs/lipsync.md, capacity experiment) for 0.21 ms/frame.
+    channels: int = 192  # conv width
+    hidden: int = 256  # GRU size
 
 
 def train(data_dir: Path, out_dir: Path, cfg: Config, checkpoint: Path | None = None,
@@ -616,8 +618,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of examples whose mel axis is stretched by 0.9–1.1 (vocal tract length "
                          "perturbation; default 0, as the shipped model)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the tiny run uses 1)")
-    ap.add_argument("--channels", type=int, default=Config.channels, help="conv width (default 128)")
-    ap.add_argument("--hidden", type=int, default=Config.hidden, help="GRU size (default 128)")
+    ap.add_argument("--channels", type=int, default=Config.channels, help=f"conv width (default {Config.channels})")
+    ap.add_argument("--hidden", type=int, default=Config.hidden, help=f"GRU size (default {Config.hidden})")
     ap.add_argument("--tiny", action="store_true", help="a few seconds on a handful of utterances (tests)")
     ap.add_argument("--no-manifest", action="store_true")
     args = ap.parse_args(argv)
