@@ -24,7 +24,7 @@ from avatar_rt.motion.params import PARAMS, MotionParams
 TILE = 256  # each frame's crop is resized to this many pixels a side
 LABEL_HEIGHT = 30  # the strip under each tile that holds its label
 GAP = 8  # space between tiles and around the sheet
-COLUMNS = 4
+COLUMNS = 6
 HEAD_MARGIN = 0.45  # the crop extends this fraction of the face box's larger side beyond it, all round
 SHEET_BGR = (236, 236, 236)
 LABEL_BGR = (30, 30, 30)
@@ -47,10 +47,12 @@ def _extreme(name: str, end: int) -> SheetCase:
 
 DEFAULT_CASES: tuple[SheetCase, ...] = (
     SheetCase("rest", MotionParams()),
+    SheetCase("closed: lip_press 1", MotionParams(lip_press=1.0)),
     SheetCase("jaw_open 1", MotionParams(jaw_open=1.0)),
     SheetCase("lip_round 1", MotionParams(lip_round=1.0)),
     SheetCase("lip_spread 1", MotionParams(lip_spread=1.0)),
     SheetCase("blink (both) 1", MotionParams(blink_l=1.0, blink_r=1.0)),
+    SheetCase("wink: blink_l 1", MotionParams(blink_l=1.0)),
     _extreme("head_yaw", 0),
     _extreme("head_yaw", 1),
     _extreme("head_pitch", 0),

@@ -24,7 +24,7 @@ on the reference image itself (`portrait.image`).
      rigid motion — and re-detected; the error against the exactly transformed
      `ref` landmarks is what MediaPipe alone contributes.
    * non-rigid floor: the reference deformed by a smooth, exactly known field
-     (Gaussian bumps on the landmarks: mouth corners pulled apart, the lower
+     (Gaussian bumps on the landmarks: mouth corners pulled apart or together, the lower
      face stretched down, the corners lifted; and the lips parted, the exact
      geometry of a jaw opening with the mouth's own pixels stretched) through an
      exactly inverted `cv2.remap`, re-detected against the exactly moved `ref`
@@ -276,6 +276,8 @@ class Quality:
         cases = []
         for a in (0.05, 0.10, 0.15):
             cases.append((f"corners apart {a:g} IOD each", bumps((c0, 0.35, (-a, 0.0)), (c1, 0.35, (a, 0.0)))))
+        for a in (0.1, 0.15):
+            cases.append((f"corners together {a:g} IOD each", bumps((c0, 0.35, (a, 0.0)), (c1, 0.35, (-a, 0.0)))))
         for a in (0.1, 0.2, 0.3):
             cases.append((f"lower face down {a:g} IOD", bumps((chin_side, 0.45, (0.0, a)))))
         for a in (0.05, 0.10):

@@ -75,7 +75,7 @@ def test_sheet_is_a_grid_of_the_expected_size(sheet):
     height, width = sheet_shape(len(DEFAULT_CASES))
     print(f"contact sheet: {len(DEFAULT_CASES)} tiles, {width}×{height}")
     assert sheet.shape == (height, width, 3) and sheet.dtype == np.uint8
-    assert len(DEFAULT_CASES) == 16 and (height, width) == (4 * (TILE + LABEL_HEIGHT) + 5 * 8, 4 * TILE + 5 * 8)
+    assert len(DEFAULT_CASES) == 18 and (height, width) == (3 * (TILE + LABEL_HEIGHT) + 4 * 8, 6 * TILE + 7 * 8)
 
 
 def test_default_cases_cover_the_issue(sheet):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 import pytest
 
@@ -62,6 +63,7 @@ def eye_opening(points: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ..
 # feature(points) -> float; `sign` is the way it must move as the parameter value grows.
 FEATURES: dict[str, tuple[Callable[[np.ndarray], float], int, str]] = {
     "jaw_open": (lambda q: float(q[14, 1] - q[13, 1]), +1, "inner-lip gap (13 to 14) widens"),
+    "lip_press": (lambda q: float(q[14, 1] - q[13, 1]), -1, "inner-lip gap (13 to 14) closes"),
     "lip_spread": (lambda q: float(q[lm.MOUTH_CORNERS[1], 0] - q[lm.MOUTH_CORNERS[0], 0]), +1,
                    "mouth corners move apart"),
     "blink_l": (lambda q: eye_opening(q, lm.LEFT_EYE_UPPER, lm.LEFT_EYE_LOWER), -1, "left eye opening shrinks"),
@@ -114,3 +116,24 @@ def test_a_blink_leaves_the_other_eye_open(face, name, other):
     _, shut = redetect(face, MotionParams(**{name: SPECS[name].high}))
     change = 100 * abs(feature(shut) - feature(rest)) / portrait.inter_ocular
     assert change < 2.0, f"{name}=1 changes the re-detected {other} eye opening by {change:.2f} % IOD"
+
+
+def teeth_pixels(frame: np.ndarray, points: np.ndarray) -> int:
+    """Bright, unsaturated pixels (teeth) inside the outer lip contour."""
+    outer = np.concatenate([points[list(lm.LIPS_OUTER_UPPER)], points[list(lm.LIPS_OUTER_LOWER)][::-1]])
+    mask = np.zeros(frame.shape[:2], dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round(outer).astype(np.int32)], 255)
+    hsv = cv2.cvtColor(frame, cv2.COLOR_BGR2HSV)
+    return int(((mask > 0) & (hsv[..., 2] > 170) & (hsv[..., 1] < 60)).sum())
+
+
+def test_pressed_lips_hide_the_teeth_of_a_smiling_portrait(face):
+    """The bundled portrait smiles with its teeth showing; lips pressed shut must cover them, not squeeze
+    them into a bright sliver between the lips (which reads as a mouth still ajar)."""
+    _, rig, renderer = face
+    counts = {}
+    for v in (0.0, 1.0):
+        pose = rig.pose(MotionParams(lip_press=v))
+        counts[v] = teeth_pixels(renderer.render(pose), pose.points)
+    assert counts[0.0] > 200, f"the bundled portrait should show its teeth at rest ({counts[0.0]} teeth pixels)"
+    assert counts[1.0] < 0.25 * counts[0.0], f"teeth pixels between pressed lips: {counts[1.0]} of {counts[0.0]} at rest"

@@ -3,8 +3,10 @@
 Where the reference's own mouth was already open (a smile with teeth), those
 pixels are kept and move with the upper lip — the teeth belong to the skull.
 Newly opened area shows a shaded cavity with a tongue, and, for a reference
-with closed lips, a band of upper teeth. At rest the contour equals the
-reference's, so the frame is the reference unchanged.
+with closed lips, a band of upper teeth. Lips of an open reference pressed
+shut meet at a seam of lip colour instead of squeezing its teeth into a
+sliver. At rest the contour equals the reference's, so the frame is the
+reference unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ CAVITY_TOP_BGR = np.array([22, 18, 40], dtype=np.float32)
 CAVITY_BOTTOM_BGR = np.array([40, 36, 92], dtype=np.float32)
 TONGUE_BGR = (62, 64, 138)
 TEETH_BGR = (205, 214, 222)
+SEAM_DARKNESS = 0.45  # the line where pressed lips meet, as a share of the lip colour
+SEAM_FROM = 0.5  # the seam fades in over the second half of the closure (0 = rest gap, 1 = shut)
 
 
 class MouthInterior:
@@ -51,6 +55,10 @@ class MouthInterior:
         # closed lips must not paint a cavity sliver along the lip line (it also misleads face trackers).
         self._rest_gaps = self._gaps(rest)
         self._open_span = 0.04 * iod
+        # Only a reference whose lips are apart at rest has a gap to close; its lip colour fills the seam.
+        self._rest_gap_mean = float(np.mean(self._rest_gaps[1:-1]))
+        self._can_close = self._rest_gap_mean > 0.03 * iod
+        self._lip_bgr = self._lower_lip_colour(reference, rest) if self._can_close else None
 
     @staticmethod
     def _gaps(points: np.ndarray) -> np.ndarray:
@@ -79,6 +87,45 @@ class MouthInterior:
         t_dark = float(ts[window][np.argmin(profile[window])])
         return t_dark if profile[window].min() < 0.75 * profile.max() else 0.9
 
+    @staticmethod
+    def _lower_lip_colour(reference: np.ndarray, rest: np.ndarray) -> np.ndarray:
+        """Median colour of the band between the outer and inner lower lip (the visible lower lip)."""
+        band = np.concatenate([rest[list(lm.LIPS_OUTER_LOWER)], rest[list(lm.LIPS_INNER_LOWER)][::-1]])
+        mask = np.zeros(reference.shape[:2], dtype=np.uint8)
+        cv2.fillPoly(mask, [np.round(band).astype(np.int32)], 255)
+        pixels = reference[mask > 0]
+        return (np.median(pixels, axis=0) if len(pixels) else reference[tuple(np.round(rest[14, ::-1]).astype(int))]
+                ).astype(np.float32)
+
+    def _close_seam(self, frame: np.ndarray, points: np.ndarray, poly: np.ndarray) -> None:
+        """Lips pressed together over the reference's open mouth: paint what is left of the gap in lip
+        colour with a darker seam along its middle. Warping alone squeezes the teeth into a bright sliver
+        between the lips, which reads (to people and to face trackers) as a mouth still ajar."""
+        gaps = np.maximum(self._gaps(points)[1:-1], 0.0)
+        closure = 1.0 - float(np.mean(gaps)) / self._rest_gap_mean
+        k = float(np.clip((closure - SEAM_FROM) / (1.0 - SEAM_FROM), 0.0, 1.0))
+        k = k * k * (3 - 2 * k)
+        if k <= 0.0:
+            return
+        x0, y0 = np.floor(poly.min(axis=0)).astype(int) - 4
+        x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + 5
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(self.size, x1), min(self.size, y1)
+        if x1 <= x0 or y1 <= y0:
+            return
+        origin = np.array([x0, y0])
+        mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+        cv2.fillPoly(mask, [np.round((poly - origin) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+        mask = cv2.dilate(mask, np.ones((5, 5), np.uint8))  # cover the teeth's edge pixels too
+        alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None] * (k / 255.0)
+        region = frame[y0:y1, x0:x1]
+        fill = np.empty(region.shape, dtype=np.float32)
+        fill[:] = self._lip_bgr
+        middle = 0.5 * (points[list(lm.LIPS_INNER_UPPER)] + points[list(lm.LIPS_INNER_LOWER)]) - origin
+        cv2.polylines(fill, [np.round(middle * 16).astype(np.int32)], False, (SEAM_DARKNESS * self._lip_bgr).tolist(),
+                      2, cv2.LINE_AA, shift=4)
+        fill = cv2.GaussianBlur(fill, (3, 3), 0)
+        region[:] = (alpha * fill + (1 - alpha) * region).astype(np.uint8)
+
     def composite(self, frame: np.ndarray, points: np.ndarray, upper_teeth: np.ndarray, lower_teeth: np.ndarray,
                   teeth_show: float = 0.0) -> None:
         """`upper_teeth` ride with the skull and `lower_teeth` with the jaw (from the rig), not with the lips."""
@@ -86,6 +133,8 @@ class MouthInterior:
         area = float(cv2.contourArea(poly.astype(np.float32)))
         if area <= self._rest_area + 1.0 and np.allclose(poly, self._rest_poly, atol=0.25):
             return
+        if self._can_close:
+            self._close_seam(frame, points, poly)
         parted = float(np.max(self._gaps(points) - self._rest_gaps)) / self._open_span
         show = float(np.clip(parted, 0.0, 1.0) ** 2 * (3 - 2 * np.clip(parted, 0.0, 1.0)))  # smoothstep
         if show <= 0.0:
