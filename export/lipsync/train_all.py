@@ -99,10 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 3. stage B on stage A's outputs
     t = time.monotonic()
-    cfg_b = stage_b.Config(seed=a.seed, threads=a.threads)
-    if a.tiny:
-        cfg_b.utterances, cfg_b.teacher_steps, cfg_b.distill_steps, cfg_b.batch, cfg_b.threads = 6, 30, 10, 64, 1
-        cfg_b.tiny = True
+    cfg_b = stage_b.tiny_config(a.seed) if a.tiny else stage_b.Config(seed=a.seed, threads=a.threads)
     stage_b.train(data_dir, a.out / f"{stage_a.NAME}.onnx", a.out, cfg_b)
     timings["stage_b"] = time.monotonic() - t
 
