@@ -309,7 +309,7 @@ class Config:
     utterances: int = 1500
     teacher_steps: int = 12000
     distill_steps: int = 2000  # per halving round (TEACHER_STEPS → … → STUDENT_STEPS)
-    polish_steps: int = 3000  # the last round, against the teacher's own samples (0: none)
+    polish_steps: int = 0  # a last round against the teacher's own samples (0: none; see polish)
     polish_pairs: int = 65536  # (noise, context) pairs the teacher samples once for it
     batch: int = 512
     lr: float = 1e-3
