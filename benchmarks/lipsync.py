@@ -32,7 +32,10 @@ Metrics, per video frame n, against the dataset's targets at hop h(n) (the
   frame centres are 40 ms apart, so even the targets themselves (the
   "targets" row) have onset errors up to ±20 ms.
 * jaw-open correlation: Pearson, over all frames pooled, between the returned
-  jaw_open and the target's.
+  jaw_open and the target's. Beside it, the mean of the same correlation taken per
+  utterance: each utterance's target is drawn with its
+  own speaker style (jaw range 0.6–1.27× among others) that the audio does not
+  carry, which pooling counts against the model and a per-utterance r does not.
 * baselines: the loudness jaw (`LoudnessJawModel`, the old stand-in) through
   the same driver (jaw correlation only: it has no visemes and no lip press),
   the most frequent viseme (accuracy floor) and the targets themselves
@@ -407,6 +410,9 @@ class Collected:
         if closures:
             out["bilabial"] = closure_metrics(self.onsets)
         out["jaw_corr"] = pearson(pa[:, 0], ta[:, 0])
+        each = [pearson(p[:, 0], t[:, 0]) for p, t in zip(self.pred_art, self.true_art)]
+        each = [r for r in each if r is not None]
+        out["jaw_corr_per_utterance"] = float(np.mean(each)) if each else None
         out["articulation"] = {name: {"corr": pearson(pa[:, i], ta[:, i]),
                                       "mae": float(np.mean(np.abs(pa[:, i] - ta[:, i])))}
                                for i, name in enumerate(ARTICULATION)}
@@ -682,6 +688,8 @@ def report(res: dict) -> None:
                        ("onset_signed_median_ms", "closure onset signed median, ms")):
         print(f"{label:<34}{_f(lb[key], '{:.0f}'):>12}{'—':>14}{_f(tb[key], '{:.0f}'):>10}")
     print(f"{'jaw-open correlation':<34}{_f(lip['jaw_corr']):>12}{_f(loud['jaw_corr']):>14}{'1.000':>10}")
+    print(f"{'  per utterance (mean)':<34}{_f(lip.get('jaw_corr_per_utterance')):>12}"
+          f"{_f(loud.get('jaw_corr_per_utterance')):>14}{'1.000':>10}")
     print("articulation vs targets (corr / mean abs error), lip sync | loudness jaw:")
     for name in ARTICULATION:
         a, b = lip["articulation"][name], loud["articulation"][name]

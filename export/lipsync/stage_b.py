@@ -309,8 +309,6 @@ class Config:
     utterances: int = 1500
     teacher_steps: int = 12000
     distill_steps: int = 2000  # per halving round (TEACHER_STEPS → … → STUDENT_STEPS)
-    polish_steps: int = 0  # a last round against the teacher's own samples (0: none; see polish)
-    polish_pairs: int = 65536  # (noise, context) pairs the teacher samples once for it
     batch: int = 512
     lr: float = 1e-3
     seed: int = 0
@@ -321,8 +319,7 @@ class Config:
 
 def tiny_config(seed: int = 0) -> Config:
     """The whole training on a handful of utterances in a few seconds, one thread (the tests)."""
-    return Config(utterances=6, teacher_steps=30, distill_steps=10, polish_steps=10, polish_pairs=256, batch=64,
-                  seed=seed, threads=1, tiny=True)
+    return Config(utterances=6, teacher_steps=30, distill_steps=10, batch=64, seed=seed, threads=1, tiny=True)
 
 
 def _cosine(step: int, total: int, warmup: int = 100) -> float:
@@ -388,41 +385,6 @@ def halve(model: VelocityNet, steps: int, ctx: torch.Tensor, tgt: torch.Tensor, 
     return student, half, {"steps": half, "final_loss": round(loss.item(), 5)}
 
 
-def polish(student: VelocityNet, teacher: VelocityNet, ctx: torch.Tensor, tgt: torch.Tensor,
-           rng: np.random.Generator, cfg: Config) -> tuple[VelocityNet, dict]:
-    """A last round against the teacher itself: the student's whole `STUDENT_STEPS` sample from noise z is pulled
-    onto the teacher's `TEACHER_STEPS` sample from the same z and context.
-
-    Each progressive round copies the round before it, so small errors add up over five rounds, and they show
-    most in rare events — whether a blink or a brow raise starts now — which a mean squared error over all
-    frames barely weighs. Matching the teacher's samples end to end measures the student where it is used."""
-    n = min(len(ctx), cfg.polish_pairs)
-    pick = torch.from_numpy(rng.choice(len(ctx), n, replace=False))
-    c, _ = corrupt_history(ctx[pick], tgt[pick])  # the contexts the student meets in training, corrupted alike
-    z = torch.from_numpy(rng.standard_normal((n, len(bh.BEHAVIOUR))).astype(np.float32))
-    teacher.eval()
-    with torch.no_grad():
-        chunks = range(0, n, 4096)
-        target = torch.cat([euler(teacher, z[i:i + 4096], c[i:i + 4096], TEACHER_STEPS)
-                            for i in tqdm(chunks, desc=f"stage B teacher samples ({TEACHER_STEPS} steps)",
-                                          unit="chunk", dynamic_ncols=True)])
-    student = copy.deepcopy(student).train()
-    opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr * 0.1, weight_decay=1e-4)
-    loss = torch.zeros(())
-    with tqdm(total=cfg.polish_steps, desc=f"stage B polish {STUDENT_STEPS} steps on the teacher's samples",
-              unit="step", dynamic_ncols=True) as bar:
-        for step in range(cfg.polish_steps):
-            for gr in opt.param_groups:
-                gr["lr"] = cfg.lr * 0.1 * _cosine(step, cfg.polish_steps)
-            idx = torch.from_numpy(rng.integers(0, n, cfg.batch))
-            loss = nn.functional.mse_loss(euler(student, z[idx], c[idx], STUDENT_STEPS), target[idx])
-            _descend(opt, student, loss)
-            bar.update(1)
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-    return student.eval(), {"steps": cfg.polish_steps, "pairs": n, "final_loss": round(loss.item(), 5)}
-
-
 def train(data_dir: Path, stage_a_path: Path, out_dir: Path, cfg: Config, write_manifest: bool = True) -> dict:
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -480,9 +442,6 @@ def train(data_dir: Path, stage_a_path: Path, out_dir: Path, cfg: Config, write_
     while n > STUDENT_STEPS:
         current, n, info = halve(current, n, ctx_t, tgt_t, rng, cfg)
         rounds.append(info)
-    polished = None
-    if cfg.polish_steps > 0:
-        current, polished = polish(current, teacher, ctx_t, tgt_t, rng, cfg)
     student = current.eval()
     student_s = time.monotonic() - t0
     with torch.no_grad():
@@ -495,7 +454,7 @@ def train(data_dir: Path, stage_a_path: Path, out_dir: Path, cfg: Config, write_
         after = float(nn.functional.mse_loss(euler(student, z, vc, STUDENT_STEPS), ref))
     report = {"utterances": len(seqs), "frames": int(len(ctx)), "val_flow_loss": round(val_flow, 4),
               "teacher_2_step_mse_to_teacher": round(before, 4), "student_2_step_mse_to_teacher": round(after, 4),
-              "distillation": rounds, "polish": polished,
+              "distillation": rounds,
               "seconds": {"sequences": round(seq_s, 1), "teacher": round(teacher_s, 1),
                           "distillation": round(student_s, 1)},
               "seed": cfg.seed, "tiny": cfg.tiny}
@@ -517,8 +476,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teacher-steps", type=int, default=Config.teacher_steps, help="teacher optimizer steps")
     ap.add_argument("--distill-steps", type=int, default=Config.distill_steps,
                     help="optimizer steps per round of progressive distillation")
-    ap.add_argument("--polish-steps", type=int, default=Config.polish_steps,
-                    help="optimizer steps of the last round, the student against the teacher's samples (0: none)")
     ap.add_argument("--seed", type=int, default=Config.seed)
     ap.add_argument("--threads", type=int, default=Config.threads, help="torch threads")
     ap.add_argument("--tiny", action="store_true", help="a few seconds on a handful of utterances (tests)")
@@ -526,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cfg = tiny_config(args.seed) if args.tiny else Config(
         utterances=args.utterances, teacher_steps=args.teacher_steps, distill_steps=args.distill_steps,
-        polish_steps=args.polish_steps, seed=args.seed, threads=args.threads)
+        seed=args.seed, threads=args.threads)
     train(args.data, args.stage_a, args.out, cfg, write_manifest=not args.no_manifest)
     return 0
 
