@@ -35,8 +35,8 @@ ENGINES_DIR = Path(__file__).resolve().parents[2] / "engines"
 LIMIT_S = 2 * 3600  # the bound for the whole run on the 2-core machine
 # Measured on the 2-core machine (docs/lipsync.md): what the budget split assumes.
 DATA_S_PER_UTT = 0.012
-STAGE_A_S_PER_UTT_EPOCH = 0.042  # C 192 / H 256 (1.32× the 128/128 net)
-STAGE_B_S = 420.0
+STAGE_A_S_PER_UTT_EPOCH = 0.054  # C 192 / H 256: 5 101 s for 6 800 × 14 (2026-11-28)
+STAGE_B_S = 570.0
 
 
 def _dataset_matches(work: Path, n: int, seed: int) -> bool:
