@@ -98,16 +98,13 @@ class MouthInterior:
         band = np.concatenate([rest[list(lm.LIPS_OUTER_LOWER)], rest[list(lm.LIPS_INNER_LOWER)][::-1]])
         mask = np.zeros(reference.shape[:2], dtype=np.uint8)
         cv2.fillPoly(mask, [np.round(band).astype(np.int32)], 255)
-        pixels = reference[mask > 0]
-        return (np.median(pixels, axis=0) if len(pixels) else reference[tuple(np.round(rest[14, ::-1]).astype(int))]
-                ).astype(np.float32)
+        return np.median(reference[mask > 0], axis=0).astype(np.float32)  # lips apart at rest: never empty
 
-    def _close_seam(self, frame: np.ndarray, points: np.ndarray, poly: np.ndarray) -> None:
+    def _close_seam(self, frame: np.ndarray, points: np.ndarray, poly: np.ndarray, gaps: np.ndarray) -> None:
         """Lips pressed together over the reference's open mouth: paint what is left of the gap in lip
         colour with a darker seam along its middle. Warping alone squeezes the teeth into a bright sliver
         between the lips, which reads (to people and to face trackers) as a mouth still ajar."""
-        gaps = np.maximum(self._gaps(points)[1:-1], 0.0)
-        closure = 1.0 - float(np.mean(gaps)) / self._rest_gap_mean
+        closure = 1.0 - float(np.mean(np.maximum(gaps[1:-1], 0.0))) / self._rest_gap_mean
         k = float(np.clip((closure - SEAM_FROM) / (1.0 - SEAM_FROM), 0.0, 1.0))
         k = k * k * (3 - 2 * k)
         if k <= 0.0:
@@ -138,9 +135,10 @@ class MouthInterior:
         area = float(cv2.contourArea(poly.astype(np.float32)))
         if area <= self._rest_area + 1.0 and np.allclose(poly, self._rest_poly, atol=0.25):
             return
+        gaps = self._gaps(points)
         if self._can_close:
-            self._close_seam(frame, points, poly)
-        parted = float(np.max(self._gaps(points) - self._rest_gaps)) / self._open_span
+            self._close_seam(frame, points, poly, gaps)
+        parted = float(np.max(gaps - self._rest_gaps)) / self._open_span
         show = float(np.clip(parted, 0.0, 1.0) ** 2 * (3 - 2 * np.clip(parted, 0.0, 1.0)))  # smoothstep
         if show <= 0.0:
             return
