@@ -15,7 +15,7 @@ import pytest
 
 from export.lipsync import augment as A
 from export.lipsync import coarticulation as co
-from export.lipsync import data, sentences, synth
+from export.lipsync import data, sentences, synth, voices
 from export.lipsync import phonemes as ph
 
 needs_espeak = pytest.mark.skipif(not synth.espeak_available(),
@@ -180,6 +180,61 @@ def test_heldout_voices_and_sentences_never_meet_training():
     assert not set(data.HELDOUT_BASES) & set(data.TRAIN_BASES)
     assert not set(sentences.TEMPLATES["train"]) & set(sentences.TEMPLATES["heldout"])
     assert not set(sentences.PHRASES["train"]) & set(sentences.PHRASES["heldout"])
+
+
+def _median_f0(audio: np.ndarray, rate: int = synth.SAMPLE_RATE) -> float:
+    """Median pitch (Hz) of the loud 50 ms frames: YIN's first dip of the cumulative-mean-normalised
+    difference below 0.2, over 70–400 Hz."""
+    x = audio.astype(np.float64)
+    n, lo, hi = int(0.05 * rate), rate // 400, rate // 70
+    loud = np.percentile(np.abs(x), 90) / 3
+    f0 = []
+    for a in range(0, len(x) - n - hi, n):
+        frame = x[a:a + n + hi]
+        if np.sqrt(np.mean(frame[:n] ** 2)) < loud:
+            continue
+        d = np.array([np.sum((frame[:n] - frame[tau:tau + n]) ** 2) for tau in range(1, hi + 1)])
+        cmnd = d * np.arange(1, hi + 1) / np.maximum(np.cumsum(d), 1e-9)
+        dips = np.nonzero(cmnd[lo - 1:] < 0.2)[0]
+        if len(dips):
+            tau = lo + int(dips[0])
+            f0.append(rate / tau)
+    return float(np.median(f0))
+
+
+@needs_espeak
+def test_generated_variants_speak_in_their_own_voice():
+    es = synth.Espeak.get()
+    es.add_variant("gen900001", "name low\nlanguage variant\npitch 70 85\n")
+    es.add_variant("gen900002", "name high\nlanguage variant\npitch 220 260\nformant 1 125 100 100\n")
+    text = "We were away all day, early in the year."
+    low, high = (es.synth(text, f"en-us+gen90000{i}", pitch=50, pitch_range=10) for i in (1, 2))
+    assert_tiles(low)
+    assert_tiles(high)
+    assert low.phonemes == high.phonemes  # the same words, only the voice differs
+    assert _median_f0(high.audio) > 2 * _median_f0(low.audio)
+    # The variants live in this process's private data home, never in the installed espeak-ng-data.
+    assert not (synth.Path(synth.ESPEAK_DATA) / "voices" / "!v" / "gen900001").exists()
+    with pytest.raises(ValueError, match="gen<digits>"):
+        es.add_variant("../../evil", "name x\n")
+    # A randomly drawn variant is a voice espeak-ng accepts, speaking the same phonemes.
+    es.add_variant("gen900003", voices.variant_text(np.random.default_rng(3), "gen900003"))
+    assert es.synth(text, "en-us+gen900003").phonemes == es.synth(text, "en-us").phonemes
+
+
+def test_generated_voices_are_for_training_only_and_leave_the_heldout_set_as_it_was():
+    with_gen = data.plan(400, 0, 0.2, 0.05, 0.1, True)
+    without = data.plan(400, 0, 0.2, 0.05, 0.1, True, generated_share=0.0)
+    held = [s for s in with_gen if s.split == "heldout"]
+    assert held == [s for s in without if s.split == "heldout"] and not any(s.variant_text for s in held)
+    espeak_train = [s for s in with_gen if s.split != "heldout" and s.engine == "espeak"]
+    generated = [s for s in espeak_train if s.variant_text]
+    assert 0.35 < len(generated) / len(espeak_train) < 0.65
+    for s in generated:
+        assert s.voice.endswith(f"+{synth.GENERATED_PREFIX}{s.index}") and "klatt 3" not in s.variant_text
+    # Everything but the voice is what the plan without generated voices says.
+    same = {s.index: s for s in without}
+    assert all(s.text == same[s.index].text and s.rate == same[s.index].rate for s in with_gen)
 
 
 @needs_words

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from export.lipsync import coarticulation as co
 from export.lipsync import phonemes as ph
-from export.lipsync import sentences, synth
+from export.lipsync import sentences, synth, voices
 
 # espeak-ng base voices (names as libespeak-ng resolves them: "en" is the British voice gmw/en).
 TRAIN_BASES = ("en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd")
@@ -34,6 +34,9 @@ HELDOUT_BASES = ("en-029", "en-us-nyc")
 # Variants heard only in held-out evaluation; every other installed variant is for training.
 HELDOUT_VARIANTS = ("Andy", "Annie", "f4", "m6", "klatt3", "steph2", "iven3", "john", "linda", "norbert",
                     "quincy", "edward2")
+# Share of train/val espeak utterances spoken by a generated variant (export.lipsync.voices) instead of an
+# installed one: more spectra for stage A to generalise from. Held-out speech never uses one.
+GENERATED_SHARE = 0.5
 SPLITS = ("train", "val", "heldout")
 CHUNK = 16  # utterances per worker task: one fresh process, and one Festival run for a Festival chunk
 
@@ -51,6 +54,7 @@ class Spec:
     stretch: float = 1.1  # festival: Duration_Stretch
     f0_mean: float = 105.0  # festival: Hz
     f0_std: float = 14.0
+    variant_text: str = ""  # espeak: a generated variant file, for `voice` = base+gen<index>
 
     @property
     def file(self) -> str:
@@ -72,7 +76,7 @@ def split_counts(n: int, val_frac: float, heldout_frac: float) -> dict[str, int]
 
 
 def plan(n: int, seed: int, festival_frac: float, val_frac: float, heldout_frac: float,
-         use_festival: bool) -> list[Spec]:
+         use_festival: bool, generated_share: float = GENERATED_SHARE) -> list[Spec]:
     counts = split_counts(n, val_frac, heldout_frac)
     splits = [s for s in SPLITS for _ in range(counts[s])]
     variants = train_variants()
@@ -90,9 +94,16 @@ def plan(n: int, seed: int, festival_frac: float, val_frac: float, heldout_frac:
         else:
             base, pool = str(rng.choice(TRAIN_BASES)), [None] + variants
         variant = pool[int(rng.integers(len(pool)))]
+        generated = ""
+        # Its own random stream: the rest of the plan (and every held-out utterance) is what it was without it.
+        gen_rng = _rng(seed, i, 2)
+        if split != "heldout" and gen_rng.random() < generated_share:
+            variant = f"{synth.GENERATED_PREFIX}{i}"
+            generated = voices.variant_text(gen_rng, variant)
         voice = base if variant is None else f"{base}+{variant}"
         specs.append(Spec(i, split, "espeak", voice, text, rate=int(rng.integers(130, 221)),
-                          pitch=int(rng.integers(30, 71)), pitch_range=int(rng.integers(20, 81))))
+                          pitch=int(rng.integers(30, 71)), pitch_range=int(rng.integers(20, 81)),
+                          variant_text=generated))
     return specs
 
 
@@ -117,6 +128,8 @@ def _write(out: Path, spec: Spec, u: synth.Utterance, seed: int) -> dict:
             "phonemes": len(u.phonemes)}
     if spec.engine == "espeak":
         meta.update(rate=spec.rate, pitch=spec.pitch, pitch_range=spec.pitch_range)
+        if spec.variant_text:
+            meta["variant"] = spec.variant_text
     else:
         meta.update(stretch=round(spec.stretch, 3), f0_mean=round(spec.f0_mean, 1), f0_std=round(spec.f0_std, 1))
     return meta
@@ -131,6 +144,9 @@ def run_chunk(args: tuple[str, int, list[dict]]) -> tuple[list[dict], dict[str, 
         utts = synth.festival_synth([synth.FestivalRequest(s.text, s.stretch, s.f0_mean, s.f0_std) for s in specs])
     else:
         es = synth.Espeak.get()
+        for s in specs:
+            if s.variant_text:
+                es.add_variant(s.voice.split("+")[1], s.variant_text)
         utts = [es.synth(s.text, s.voice, s.rate, s.pitch, s.pitch_range) for s in specs]
     metas = [_write(out, s, u, seed) for s, u in zip(specs, utts)]
     return metas, dict(Counter(ph.UNKNOWN) - before)
@@ -145,7 +161,8 @@ def _chunks(specs: list[Spec]) -> list[list[Spec]]:
 
 
 def build(out: Path, n: int, seed: int = 0, jobs: int = 2, festival_frac: float = 0.2,
-          val_frac: float = 0.05, heldout_frac: float = 0.1, progress: bool = True) -> dict:
+          val_frac: float = 0.05, heldout_frac: float = 0.1, progress: bool = True,
+          generated_share: float = GENERATED_SHARE) -> dict:
     """Generate the dataset; returns the index (also written to out/index.json)."""
     if not synth.espeak_available():
         raise RuntimeError(f"libespeak-ng is missing ({synth.ESPEAK_LIB}): apt-get install espeak-ng")
@@ -153,7 +170,7 @@ def build(out: Path, n: int, seed: int = 0, jobs: int = 2, festival_frac: float 
     if festival_frac > 0 and not use_festival:
         print("festival/kal_diphone not installed: espeak-ng only (apt-get install festival festvox-kallpc16k)",
               file=sys.stderr)
-    specs = plan(n, seed, festival_frac, val_frac, heldout_frac, use_festival)
+    specs = plan(n, seed, festival_frac, val_frac, heldout_frac, use_festival, generated_share)
     for split in SPLITS:
         (out / split).mkdir(parents=True, exist_ok=True)
     tasks = [(str(out), seed, [asdict(s) for s in c]) for c in _chunks(specs)]
@@ -202,8 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--festival-frac", type=float, default=0.2, help="share of train/val from Festival kal_diphone")
     ap.add_argument("--val-frac", type=float, default=0.05)
     ap.add_argument("--heldout-frac", type=float, default=0.1)
+    ap.add_argument("--generated-share", type=float, default=GENERATED_SHARE,
+                    help="share of train/val espeak utterances spoken by a generated voice variant (0: installed only)")
     a = ap.parse_args(argv)
-    index = build(a.out, a.utterances, a.seed, a.jobs, a.festival_frac, a.val_frac, a.heldout_frac)
+    index = build(a.out, a.utterances, a.seed, a.jobs, a.festival_frac, a.val_frac, a.heldout_frac,
+                  generated_share=a.generated_share)
     g = index["generation"]
     rate = g["utterances_per_s"]
     print(f"{len(index['utterances'])} utterances ({index['counts']}), {g['audio_seconds']:.0f} s of audio "

@@ -135,9 +135,35 @@ def espeak_variants() -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_file() and " " not in p.name) if folder.is_dir() else []
 
 
+GENERATED_PREFIX = "gen"  # generated variants are named gen<digits>; no installed variant is
+
+
+def _mirror_data(home: Path) -> Path:
+    """A private espeak-ng data home: links to every installed file, except that `voices/!v` is a folder of its
+    own (links to the installed variants), so generated variants can be added to this process only."""
+    data = home / "espeak-ng-data"
+    data.mkdir(parents=True)
+    system = Path(ESPEAK_DATA)
+    for entry in system.iterdir():
+        if entry.name != "voices":
+            (data / entry.name).symlink_to(entry)
+    (data / "voices").mkdir()
+    for entry in (system / "voices").iterdir():
+        if entry.name != "!v":
+            (data / "voices" / entry.name).symlink_to(entry)
+    variants = data / "voices" / "!v"
+    variants.mkdir()
+    for entry in (system / "voices" / "!v").iterdir():
+        variants.joinpath(entry.name).symlink_to(entry)
+    return variants
+
+
 class Espeak:
     """libespeak-ng in synchronous mode. The library is one global state per process,
-    so there is one instance per process (`Espeak.get()`) and calls are serialised."""
+    so there is one instance per process (`Espeak.get()`) and calls are serialised.
+
+    It reads its data through a private mirror of the installed espeak-ng-data (`_mirror_data`), so that
+    `add_variant` can give this process voice variants generated on the fly (export.lipsync.voices)."""
 
     _instance: Espeak | None = None
 
@@ -146,7 +172,10 @@ class Espeak:
         self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self._lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
                                            ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-        self.rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None,
+        self._lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        self._home = tempfile.TemporaryDirectory(prefix="espeak-home-")  # removed with the instance
+        self._variants = _mirror_data(Path(self._home.name))
+        self.rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, self._home.name.encode(),
                                                 _INIT_PHONEME_EVENTS | _INIT_DONT_EXIT)
         if self.rate <= 0:
             raise RuntimeError("espeak_Initialize failed")
@@ -161,6 +190,15 @@ class Espeak:
         if cls._instance is None:
             cls._instance = cls()
         return cls._instance
+
+    def add_variant(self, name: str, text: str) -> None:
+        """Make `base+name` a voice of this process: `text` is an espeak-ng variant file (voices/!v format)."""
+        if not re.fullmatch(GENERATED_PREFIX + r"\d+", name):
+            raise ValueError(f"generated variant names are {GENERATED_PREFIX}<digits>, not {name!r}")
+        path = self._variants / name
+        if path.is_symlink():
+            path.unlink()
+        path.write_text(text)
 
     def _collect(self, wav, n, events) -> int:
         if wav and n > 0:
