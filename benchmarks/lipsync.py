@@ -36,6 +36,11 @@ Metrics, per video frame n, against the dataset's targets at hop h(n) (the
   utterance: each utterance's target is drawn with its
   own speaker style (jaw range 0.6–1.27× among others) that the audio does not
   carry, which pooling counts against the model and a per-utterance r does not.
+  For scale, two more pooled numbers: the model against each utterance's
+  *mean-style* trajectory (`coarticulation.mean_style`: the middle of every style
+  range, no jitter) — its error without the style draw — and that mean-style
+  trajectory against the sampled targets: what a perfect deterministic model
+  would score (the ceiling of the pooled r).
 * baselines: the loudness jaw (`LoudnessJawModel`, the old stand-in) through
   the same driver (jaw correlation only: it has no visemes and no lip press),
   the most frequent viseme (accuracy floor) and the targets themselves
@@ -98,6 +103,7 @@ if str(REPO) not in sys.path:
 from avatar_rt.motion.lipsync import ARTICULATION, ENGINE_NAME, hop_for_frame  # noqa: E402
 from avatar_rt.motion.loudness_jaw import LoudnessJawModel  # noqa: E402
 from avatar_rt.pipeline import frame_bounds  # noqa: E402
+from export.lipsync import coarticulation as co  # noqa: E402
 from export.lipsync import phonemes as ph  # noqa: E402
 
 VISEMES = ph.VISEMES
@@ -428,13 +434,16 @@ def evaluate(utterances: list[Utterance], fps: float, make_lipsync, make_loudnes
 
     lip, loud, oracle = Collected(), Collected(), Collected()
     lip_model, loud_model = make_lipsync(), make_loudness()
-    all_true = []
+    all_true, mean_jaw = [], []
+    no_jitter = np.random.default_rng(0)  # unused: the mean style has no timing jitter
     for i, u in enumerate(tqdm(utterances, desc="runtime", unit="utt", disable=not progress)):
         n_frames = frames_in(len(u.visemes), fps)
         hops = frame_hops(n_frames, fps)
         true_vis, true_art = u.visemes[hops], u.articulation[hops]
         segments = closure_segments(u.phonemes, u.starts, u.ends)
         all_true.append(true_vis)
+        mean_jaw.append(co.targets([str(p) for p in u.phonemes], u.starts, u.ends, len(u.visemes), no_jitter,
+                                   style=co.mean_style()).articulation[hops, 0])
 
         s = stream(lip_model, u.audio, fps, n_frames)
         lip.pred_vis.append(s.viseme), lip.true_vis.append(true_vis)
@@ -458,8 +467,13 @@ def evaluate(utterances: list[Utterance], fps: float, make_lipsync, make_loudnes
     majority = int(np.bincount(truth, minlength=len(VISEMES)).argmax())
     groups = GROUP_OF[truth]
     majority_group = int(np.bincount(groups, minlength=len(ph.GROUPS)).argmax())
+    lip_summary = lip.summary()
+    pred_jaw, true_jaw, ref_jaw = (np.concatenate(a) for a in (
+        [p[:, 0] for p in lip.pred_art], [t[:, 0] for t in lip.true_art], mean_jaw))
+    lip_summary["jaw_corr_vs_mean_style"] = pearson(pred_jaw, ref_jaw)
     return {
-        "lipsync": lip.summary(),
+        "lipsync": lip_summary,
+        "mean_style_ceiling": {"jaw_corr": pearson(ref_jaw, true_jaw)},
         "loudness_jaw": loud.summary(visemes=False, closures=False),
         "majority": {"viseme": VISEMES[majority], "viseme_acc": float(np.mean(truth == majority)),
                      "group": ph.GROUPS[majority_group], "group_acc": float(np.mean(groups == majority_group))},
@@ -690,6 +704,10 @@ def report(res: dict) -> None:
     print(f"{'jaw-open correlation':<34}{_f(lip['jaw_corr']):>12}{_f(loud['jaw_corr']):>14}{'1.000':>10}")
     print(f"{'  per utterance (mean)':<34}{_f(lip.get('jaw_corr_per_utterance')):>12}"
           f"{_f(loud.get('jaw_corr_per_utterance')):>14}{'1.000':>10}")
+    if lip.get("jaw_corr_vs_mean_style") is not None:
+        print(f"{'  vs mean-style trajectory':<34}{_f(lip['jaw_corr_vs_mean_style']):>12}{'':>14}"
+              f"{_f(acc['mean_style_ceiling']['jaw_corr']):>10}   (targets column: mean style vs sampled, "
+              "the pooled ceiling of a deterministic model)")
     print("articulation vs targets (corr / mean abs error), lip sync | loudness jaw:")
     for name in ARTICULATION:
         a, b = lip["articulation"][name], loud["articulation"][name]

@@ -164,6 +164,19 @@ def test_driver_aligns_frames_with_targets(lookahead):
     assert res["loudness_jaw"]["frames"] == lip["frames"]
 
 
+def test_mean_style_reference_separates_model_error_from_the_style_draw():
+    """The oracle (the sampled target itself) correlates with the mean-style trajectory exactly as the ceiling
+    does, and that ceiling is high but below 1: the style draw is what it takes away."""
+    co = pytest.importorskip("export.lipsync.coarticulation")
+    utt = _synthetic_utterance(2)
+    res = bench.evaluate([utt], FPS, lambda: OracleModel(utt, 2), bench.LoudnessJawModel, progress=False)
+    assert res["lipsync"]["jaw_corr_vs_mean_style"] == pytest.approx(res["mean_style_ceiling"]["jaw_corr"])
+    assert 0.6 < res["mean_style_ceiling"]["jaw_corr"] < 0.999
+    style = co.mean_style()
+    assert style[co.STYLE_KEYS.index("jitter_ms")] == 0.0
+    assert style[co.STYLE_KEYS.index("jaw_scale")] == pytest.approx(np.mean(co.STYLE_RANGES["jaw_scale"]))
+
+
 def test_driver_detects_a_late_model():
     """A model one frame late loses accuracy: the driver does not absorb misalignment."""
     utt = _synthetic_utterance(1)

@@ -107,6 +107,14 @@ STYLE_RANGES: dict[str, tuple[float, float]] = {
 STYLE_KEYS: tuple[str, ...] = tuple(STYLE_RANGES)
 
 
+def mean_style() -> np.ndarray:
+    """The middle of every style range, without timing jitter: the one deterministic trajectory that best stands
+    for the distribution (benchmarks use it to separate model error from the style draw)."""
+    style = np.array([(lo + hi) / 2 for lo, hi in STYLE_RANGES.values()], dtype=np.float32)
+    style[STYLE_KEYS.index("jitter_ms")] = 0.0
+    return style
+
+
 def sample_style(rng: np.random.Generator) -> np.ndarray:
     return np.array([rng.uniform(lo, hi) for lo, hi in STYLE_RANGES.values()], dtype=np.float32)
 
