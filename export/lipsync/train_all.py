@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ENGINES_DIR, help="engines directory (models + manifest)")
     ap.add_argument("--work", type=Path, default=Path("build/lipsync"), help="dataset, checkpoints and the run log")
     ap.add_argument("--utterances", type=int, default=8000, help="dataset size (train, val and held-out)")
-    ap.add_argument("--epochs", type=int, default=16, help="stage A epochs")
+    ap.add_argument("--epochs", type=int, default=14, help="stage A epochs")
     ap.add_argument("--time-budget", type=float, default=LIMIT_S - 300,
                     help="seconds for the whole run; stage A's training stops early to fit")
     ap.add_argument("--jobs", type=int, default=2, help="processes synthesizing speech")
