@@ -435,7 +435,7 @@ def evaluate(utterances: list[Utterance], fps: float, make_lipsync, make_loudnes
     lip, loud, oracle = Collected(), Collected(), Collected()
     lip_model, loud_model = make_lipsync(), make_loudness()
     all_true, mean_jaw = [], []
-    no_jitter = np.random.default_rng(0)  # unused: the mean style has no timing jitter
+    style, no_jitter = co.mean_style(), np.random.default_rng(0)  # the rng goes unused: the style has no jitter
     for i, u in enumerate(tqdm(utterances, desc="runtime", unit="utt", disable=not progress)):
         n_frames = frames_in(len(u.visemes), fps)
         hops = frame_hops(n_frames, fps)
@@ -443,7 +443,7 @@ def evaluate(utterances: list[Utterance], fps: float, make_lipsync, make_loudnes
         segments = closure_segments(u.phonemes, u.starts, u.ends)
         all_true.append(true_vis)
         mean_jaw.append(co.targets([str(p) for p in u.phonemes], u.starts, u.ends, len(u.visemes), no_jitter,
-                                   style=co.mean_style()).articulation[hops, 0])
+                                   style=style).articulation[hops, 0])
 
         s = stream(lip_model, u.audio, fps, n_frames)
         lip.pred_vis.append(s.viseme), lip.true_vis.append(true_vis)

@@ -9,6 +9,7 @@ not close would be learnt faithfully. Speech comes from the real synthesizers
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,7 +215,7 @@ def test_generated_variants_speak_in_their_own_voice():
     assert low.phonemes == high.phonemes  # the same words, only the voice differs
     assert _median_f0(high.audio) > 2 * _median_f0(low.audio)
     # The variants live in this process's private data home, never in the installed espeak-ng-data.
-    assert not (synth.Path(synth.ESPEAK_DATA) / "voices" / "!v" / "gen900001").exists()
+    assert not (Path(synth.ESPEAK_DATA) / "voices" / "!v" / "gen900001").exists()
     with pytest.raises(ValueError, match="gen<digits>"):
         es.add_variant("../../evil", "name x\n")
     # A randomly drawn variant is a voice espeak-ng accepts, speaking the same phonemes.

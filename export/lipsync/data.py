@@ -224,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--generated-share", type=float, default=GENERATED_SHARE,
                     help="share of train/val espeak utterances spoken by a generated voice variant (0: installed only)")
     a = ap.parse_args(argv)
+    if not 0.0 <= a.generated_share <= 1.0:
+        ap.error(f"--generated-share is a share of utterances, from 0 to 1 (got {a.generated_share})")
     index = build(a.out, a.utterances, a.seed, a.jobs, a.festival_frac, a.val_frac, a.heldout_frac,
                   generated_share=a.generated_share)
     g = index["generation"]

@@ -138,24 +138,22 @@ def espeak_variants() -> list[str]:
 GENERATED_PREFIX = "gen"  # generated variants are named gen<digits>; no installed variant is
 
 
+def _link_entries(src: Path, dst: Path, skip: str = "") -> None:
+    """A new folder `dst` holding a symlink to every entry of `src` but `skip`."""
+    dst.mkdir(parents=True)
+    for entry in src.iterdir():
+        if entry.name != skip:
+            (dst / entry.name).symlink_to(entry)
+
+
 def _mirror_data(home: Path) -> Path:
     """A private espeak-ng data home: links to every installed file, except that `voices/!v` is a folder of its
     own (links to the installed variants), so generated variants can be added to this process only."""
-    data = home / "espeak-ng-data"
-    data.mkdir(parents=True)
-    system = Path(ESPEAK_DATA)
-    for entry in system.iterdir():
-        if entry.name != "voices":
-            (data / entry.name).symlink_to(entry)
-    (data / "voices").mkdir()
-    for entry in (system / "voices").iterdir():
-        if entry.name != "!v":
-            (data / "voices" / entry.name).symlink_to(entry)
-    variants = data / "voices" / "!v"
-    variants.mkdir()
-    for entry in (system / "voices" / "!v").iterdir():
-        variants.joinpath(entry.name).symlink_to(entry)
-    return variants
+    system, data = Path(ESPEAK_DATA), home / "espeak-ng-data"
+    _link_entries(system, data, skip="voices")
+    _link_entries(system / "voices", data / "voices", skip="!v")
+    _link_entries(system / "voices" / "!v", data / "voices" / "!v")
+    return data / "voices" / "!v"
 
 
 class Espeak:
@@ -197,7 +195,7 @@ class Espeak:
             raise ValueError(f"generated variant names are {GENERATED_PREFIX}<digits>, not {name!r}")
         path = self._variants / name
         if path.is_symlink():
-            path.unlink()
+            path.unlink()  # never write through a link into the installed data
         path.write_text(text)
 
     def _collect(self, wav, n, events) -> int:
