@@ -7,7 +7,7 @@ per utterance in DIR/{train,val}/), with audio augmentation applied on the fly,
 and writes `OUT/lipsync_stage_a.onnx` plus its entry in `OUT/manifest.json`.
 `--tiny` is the same pipeline on a handful of utterances for a few seconds (the tests).
 
-## The network (≈ 630 k parameters at the default widths C = 192, H = 256)
+## The network (≈ 1.22 M parameters at the default widths C = 256, H = 384)
 
     log-mel (80) ─► causal conv k3 → C, ReLU
                  ─► + ReLU(causal conv k3, dilation 2)      (residual)
@@ -58,10 +58,17 @@ each; loss 2·L1 + 8·weighted L2 (articulation) + 2·L1(articulation velocity) 
 AdamW 2e-3, linear warm-up then cosine; gradient clipping 1; seeded (numpy and
 torch), so a run without --time-budget is reproducible.
 
-Cost on the 2-core machine: augmentation + features ≈ 6 ms per second of audio,
-an optimizer step (16 × 4 s) ≈ 0.1 s with 2 threads: ≈ 27 ms per utterance per
-epoch (~3.4 s utterances), i.e. about 14 s per epoch for 500 utterances and 2 min
-for 5 000. The tests' `--tiny` run: 20 steps on 6 utterances, one thread, ~2 s.
+The forward pass runs under bfloat16 autocast (`Config.bf16`; the losses, weights and
+optimizer stay float32; on a trained model the bf16 forward matches float32 to r 0.99998,
+mean |Δ| 7e-4), and the next batch is built in a thread while torch trains on this one
+(`one_ahead`: the augmentation and features are numpy/scipy, which release the GIL).
+
+Cost on the 2-core machine (2026-11-28, 40 steps on 400 utterances at 192/256):
+augmentation + features ≈ 0.3 s a batch of 16, forward + backward ≈ 0.3–0.45 s;
+float32 built in turn 1.04 steps/s, bf16 in turn 1.07, bf16 one ahead 2.15; the
+shipped 256/384 one ahead 1.58 (1.64 over the whole 18-epoch run: 77.7 min for 7 650
+steps, evaluation included). The tests' `--tiny` run: 20 steps on 6 utterances, one
+thread, ~2 s.
 """
 
 from __future__ import annotations
@@ -111,7 +118,7 @@ IGNORE = -100
 
 
 class StageA(nn.Module):
-    def __init__(self, channels: int = 192, hidden: int = 256, dilations: tuple[int, ...] = (2, 4),
+    def __init__(self, channels: int = 256, hidden: int = 384, dilations: tuple[int, ...] = (2, 4),
                  kernel: int = 3, right_context: int = RIGHT_CONTEXT):
         super().__init__()
         self.kernel, self.dilations, self.right_context = kernel, tuple(dilations), right_context
@@ -276,9 +283,13 @@ def make_batch(samples: list[Sample], crop: int, rng: np.random.Generator):
 ART_WEIGHTS = torch.tensor([2.0, 1.0, 1.5, 1.0, 1.0, 2.5, 1.0])
 
 
-def losses(model: StageA, batch) -> tuple[torch.Tensor, dict[str, float]]:
+def losses(model: StageA, batch, bf16: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
     mel, art, vis, phon, mask = batch
-    p_art, l_vis, l_phon = model(mel)
+    # bf16 autocast runs the convolutions, the GRU and the head in bfloat16 (weights and optimizer stay float32);
+    # the losses are taken in float32.
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        p_art, l_vis, l_phon = model(mel)
+    p_art, l_vis, l_phon = p_art.float(), l_vis.float(), l_phon.float()
     m = mask.unsqueeze(-1)
     denom = mask.sum().clamp(min=1.0)
     # L1 alone learns each output's median, and the median of a rarely-on target (lip
@@ -492,6 +503,23 @@ def export(model: StageA, stats: FeatureStats, out_dir: Path, metadata: dict[str
 # --------------------------------------------------------------------------- training
 
 
+def one_ahead(items):
+    """Yield from the iterator `items` while a thread already builds the next item: the augmentation and
+    feature code is numpy and scipy, which let go of the GIL, so the next batch is made while torch trains on
+    this one. Closing the generator waits for the item in flight and drops it."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    done = object()
+    with ThreadPoolExecutor(1, thread_name_prefix="batches") as pool:
+        pending = pool.submit(next, items, done)
+        while True:
+            item = pending.result()
+            if item is done:
+                return
+            pending = pool.submit(next, items, done)
+            yield item
+
+
 @dataclass
 class Config:
     epochs: int = 30
@@ -505,10 +533,11 @@ class Config:
     threads: int = 2
     p_augment: float = 0.5
     p_vtlp: float = 0.0  # share of examples with vocal tract length perturbation (off in the shipped model)
-    # 192/256 over 128/128: the smaller net underfits (train loss ≈ val loss) and the wider one reads
-    # jaw better at the same data (docs/lipsync.md, capacity experiment); 0.37 ms a frame at run time.
-    channels: int = 192  # conv width
-    hidden: int = 256  # GRU size
+    # 128/128 underfit (train loss ≈ val loss); 192/256 and then 256/384 each read every held-out metric a
+    # little better (docs/lipsync.md, capacity). 256/384 costs 0.54 ms a frame at run time (192/256: 0.37).
+    channels: int = 256  # conv width
+    hidden: int = 384  # GRU size
+    bf16: bool = True  # bfloat16 autocast in training (docs/lipsync.md: same outputs to 1e-3, ~1.6× faster steps)
 
 
 def train(data_dir: Path, out_dir: Path, cfg: Config, checkpoint: Path | None = None,
@@ -543,24 +572,33 @@ def train(data_dir: Path, out_dir: Path, cfg: Config, checkpoint: Path | None = 
             done = max(done, elapsed / cfg.time_budget_s)
         return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
 
+    order_rng = np.random.default_rng([cfg.seed, 1])  # epoch orders; `rng` belongs to the batch producer
+
+    def batches():
+        """Every step's batch, in order: the only user of `rng`, so a run is reproducible although the
+        producer runs one batch ahead in its own thread."""
+        for _ in range(epochs):
+            order = order_rng.permutation(len(train_set))
+            for s in range(steps_per_epoch):
+                idx = (rng.integers(0, len(train_set), cfg.batch) if cfg.tiny
+                       else order[s * cfg.batch:(s + 1) * cfg.batch])
+                samples = [training_sample(train_set[int(i)], rng, stats, others, cfg.p_augment, p_vtlp=cfg.p_vtlp)
+                           for i in idx]
+                yield make_batch(samples, cfg.crop, rng)
+
     step, t_start = 0, time.monotonic()
     metrics: dict = {}
     epochs = cfg.epochs if cfg.max_steps is None else math.ceil(total_steps / steps_per_epoch)
+    produced = one_ahead(batches())
     with tqdm(total=total_steps, desc="stage A", unit="step", dynamic_ncols=True) as bar:
         for epoch in range(epochs):
-            order = rng.permutation(len(train_set))
-            for s in range(steps_per_epoch):
+            for _ in range(steps_per_epoch):
                 elapsed = time.monotonic() - t_start
                 if step >= total_steps or (cfg.time_budget_s is not None and elapsed > cfg.time_budget_s):
                     break
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr * lr_factor(step, elapsed)
-                idx = order[s * cfg.batch:(s + 1) * cfg.batch]
-                if cfg.tiny:
-                    idx = rng.integers(0, len(train_set), cfg.batch)
-                samples = [training_sample(train_set[int(i)], rng, stats, others, cfg.p_augment, p_vtlp=cfg.p_vtlp)
-                           for i in idx]
-                loss, parts = losses(model, make_batch(samples, cfg.crop, rng))
+                loss, parts = losses(model, next(produced), cfg.bf16)
                 opt.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -569,12 +607,14 @@ def train(data_dir: Path, out_dir: Path, cfg: Config, checkpoint: Path | None = 
                 bar.update(1)
                 bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}", l1=f"{parts['l1']:.3f}",
                                 ce=f"{parts['ce_vis']:.2f}")
-            if cfg.time_budget_s is not None and time.monotonic() - t_start > cfg.time_budget_s:
+            out_of_time = cfg.time_budget_s is not None and time.monotonic() - t_start > cfg.time_budget_s
+            if step >= total_steps or out_of_time:
                 break
             if not cfg.tiny:
                 metrics = evaluate(model, val_set, stats)
                 tqdm.write(f"epoch {epoch}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                                                            for k, v in metrics.items()))
+    produced.close()
     train_s = time.monotonic() - t_start
     metrics = evaluate(model, val_set, stats)
     rounded = lambda m: {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}  # noqa: E731
