@@ -31,16 +31,20 @@ Metrics, per video frame n, against the dataset's targets at hop h(n) (the
   value are reported (and the signed median: > 0 late, < 0 early). At 25 fps
   frame centres are 40 ms apart, so even the targets themselves (the
   "targets" row) have onset errors up to ±20 ms.
-* jaw-open correlation: Pearson, over all frames pooled, between the returned
-  jaw_open and the target's. Beside it, the mean of the same correlation taken per
-  utterance: each utterance's target is drawn with its
-  own speaker style (jaw range 0.6–1.27× among others) that the audio does not
-  carry, which pooling counts against the model and a per-utterance r does not.
-  For scale, two more pooled numbers: the model against each utterance's
-  *mean-style* trajectory (`coarticulation.mean_style`: the middle of every style
-  range, no jitter) — its error without the style draw — and that mean-style
-  trajectory against the sampled targets: what a perfect deterministic model
-  would score (the ceiling of the pooled r).
+* jaw-open correlation (judged): Pearson between the returned jaw_open and the
+  target's, taken per utterance — one predicted trajectory against its one target
+  trajectory — and averaged over utterances (median and 10th percentile beside it).
+  Each utterance's target is drawn with its own speaker style (jaw range 0.6–1.27×,
+  lead, smoothing, jitter: `coarticulation.STYLE_RANGES`) that the audio does not
+  carry by construction; the range factor is what the engine's lip-scale control
+  sets, not something to read from speech. A per-utterance r is blind to that factor.
+  Also printed, for scale: the same Pearson pooled over all frames of all utterances
+  (which counts each utterance's random jaw range against the model), the model
+  pooled against each utterance's *mean-style* trajectory (`coarticulation.mean_style`:
+  the middle of every style range, no jitter) — its error without the style draw —
+  and that mean-style trajectory against the sampled targets: what a perfect
+  deterministic model would score pooled (0.928 on the default set). Sessions 2–4
+  judged the pooled number; docs/lipsync.md (Status) says why it changed.
 * baselines: the loudness jaw (`LoudnessJawModel`, the old stand-in) through
   the same driver (jaw correlation only: it has no visemes and no lip press),
   the most frequent viseme (accuracy floor) and the targets themselves
@@ -120,7 +124,7 @@ TARGETS = {
     "viseme_acc": "15-viseme frame accuracy ≥ 70 %",
     "group_acc": "6-group frame accuracy ≥ 85 %",
     "bilabial": "bilabial closure recall ≥ 95 % with median onset error ≤ 40 ms",
-    "jaw_corr": "jaw-open correlation ≥ 0.85",
+    "jaw_corr": "jaw-open correlation ≥ 0.85 (per utterance, mean)",
     "video_lead": "rendered video lead in [−20, +60] ms",
     "cost": "≤ 1 ms per video frame (median, one thread)",
     "stage_b": "2-step student within 10 % of the teacher (lip rows), ≥ 10× faster",
@@ -419,6 +423,8 @@ class Collected:
         each = [pearson(p[:, 0], t[:, 0]) for p, t in zip(self.pred_art, self.true_art)]
         each = [r for r in each if r is not None]
         out["jaw_corr_per_utterance"] = float(np.mean(each)) if each else None
+        out["jaw_corr_per_utterance_median"] = float(np.median(each)) if each else None
+        out["jaw_corr_per_utterance_p10"] = float(np.percentile(each, 10)) if each else None
         out["articulation"] = {name: {"corr": pearson(pa[:, i], ta[:, i]),
                                       "mae": float(np.mean(np.abs(pa[:, i] - ta[:, i])))}
                                for i, name in enumerate(ARTICULATION)}
@@ -542,7 +548,7 @@ TS_ROWS = (  # (key, label): the metrics the student must hold within 10 % of th
     ("group_acc", "6-group accuracy"),
     ("bilabial_recall", "bilabial recall"),
     ("onset_median_ms", "closure onset |err| median ms"),
-    ("jaw_corr", "jaw-open correlation"),
+    ("jaw_corr", "jaw-open r per utterance"),
     ("video_lead_ms", "rendered video lead ms"),
 )
 
@@ -602,7 +608,8 @@ def evaluate_stage_b(utterances: list[Utterance], engines_dir: Path, session, fp
                        LoudnessJawModel, progress)["lipsync"]
         lip[role] = {"viseme_acc": acc["viseme_acc"], "group_acc": acc["group_acc"],
                      "bilabial_recall": acc["bilabial"]["recall"],
-                     "onset_median_ms": acc["bilabial"]["onset_abs_median_ms"], "jaw_corr": acc["jaw_corr"]}
+                     "onset_median_ms": acc["bilabial"]["onset_abs_median_ms"],
+                     "jaw_corr": acc["jaw_corr_per_utterance"]}
     behaviour = sb.evaluate(utterances[:behaviour_utterances], engines_dir, session, seeds=1, progress=progress)
     behaviour.pop("first_stream", None)
     lines, verdict = teacher_student_table(lip["teacher"], lip["student"])
@@ -634,6 +641,7 @@ def judge(res: dict) -> dict:
     bil = lip["bilabial"]
     lead = res.get("render", {}).get("rendered", {}).get("video_lead_ms") if res.get("render") else None
     cost = lip.get("cost", {}).get("median_ms")
+    jaw = lip.get("jaw_corr_per_utterance")  # the judged reading: module docstring
 
     def row(name, value, ok):
         return {"target": TARGETS[name], "value": value, "pass": ok}
@@ -644,7 +652,7 @@ def judge(res: dict) -> dict:
         "bilabial": row("bilabial", [bil["recall"], bil["onset_abs_median_ms"]],
                         bil["recall"] is not None and bil["recall"] >= 0.95
                         and bil["onset_abs_median_ms"] is not None and bil["onset_abs_median_ms"] <= 40.0),
-        "jaw_corr": row("jaw_corr", lip["jaw_corr"], lip["jaw_corr"] is not None and lip["jaw_corr"] >= 0.85),
+        "jaw_corr": row("jaw_corr", jaw, jaw is not None and jaw >= 0.85),
         "video_lead": row("video_lead", lead, None if lead is None else -20 <= lead <= 60),
         "cost": row("cost", cost, None if cost is None else cost <= 1.0),
     }
@@ -701,9 +709,11 @@ def report(res: dict) -> None:
                        ("onset_abs_p90_ms", "closure onset |error| p90, ms"),
                        ("onset_signed_median_ms", "closure onset signed median, ms")):
         print(f"{label:<34}{_f(lb[key], '{:.0f}'):>12}{'—':>14}{_f(tb[key], '{:.0f}'):>10}")
-    print(f"{'jaw-open correlation':<34}{_f(lip['jaw_corr']):>12}{_f(loud['jaw_corr']):>14}{'1.000':>10}")
-    print(f"{'  per utterance (mean)':<34}{_f(lip.get('jaw_corr_per_utterance')):>12}"
-          f"{_f(loud.get('jaw_corr_per_utterance')):>14}{'1.000':>10}")
+    print(f"{'jaw-open r, per utterance (mean)':<34}{_f(lip.get('jaw_corr_per_utterance')):>12}"
+          f"{_f(loud.get('jaw_corr_per_utterance')):>14}{'1.000':>10}   (median "
+          f"{_f(lip.get('jaw_corr_per_utterance_median'))}, 10th percentile {_f(lip.get('jaw_corr_per_utterance_p10'))})")
+    print(f"{'  pooled over all frames':<34}{_f(lip['jaw_corr']):>12}{_f(loud['jaw_corr']):>14}{'1.000':>10}   "
+          "(counts each utterance's random speaker jaw range against the model)")
     if lip.get("jaw_corr_vs_mean_style") is not None:
         print(f"{'  vs mean-style trajectory':<34}{_f(lip['jaw_corr_vs_mean_style']):>12}{'':>14}"
               f"{_f(acc['mean_style_ceiling']['jaw_corr']):>10}   (targets column: mean style vs sampled, "

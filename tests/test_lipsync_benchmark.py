@@ -213,3 +213,47 @@ def test_no_model_exits_nonzero(tmp_path, capsys):
     (tmp_path / "manifest.json").write_text(json.dumps({"format": 1, "engines": {}}))
     assert bench.main(["--engines", str(tmp_path), "--quiet"]) == 2
     assert "no lip-sync model" in capsys.readouterr().err
+
+
+
+class SpeakerOracles:
+    """One model for a run of utterances, as evaluate() uses it: on each reset it becomes the oracle of the next
+    utterance with that utterance's `transform` of the jaw (a gain, as speaker styles differ; or time reversed)."""
+
+    lookahead_frames = 2
+
+    def __init__(self, utts, transforms):
+        self.utts, self.transforms, self.k = utts, transforms, -1
+
+    def reset(self):
+        self.k += 1
+        self.utt, self.transform = self.utts[self.k], self.transforms[self.k]
+        self.m = 0
+        self.viseme_posteriors = np.eye(len(bench.VISEMES))[0]
+
+    def step(self, audio, speech):
+        n = self.m - self.lookahead_frames
+        self.m += 1
+        if n < 0:
+            return MotionParams()
+        jaw = self.utt.articulation[:, 0]
+        h = min(hop_for_frame(n, FPS), len(jaw) - 1)
+        return MotionParams(jaw_open=float(self.transform(jaw, h)))
+
+
+def test_jaw_is_judged_per_utterance_so_a_speaker_jaw_range_is_not_an_error():
+    """Two utterances whose every jaw movement is read right, at different jaw ranges (as two speakers' styles
+    differ), pass the judged per-utterance correlation and lose only in the pooled one; a jaw that moves at the
+    wrong times (the trajectory played backwards) fails."""
+    utts = [_synthetic_utterance(3), _synthetic_utterance(4)]
+    ranges = [lambda jaw, h: 0.4 * jaw[h], lambda jaw, h: jaw[h]]
+    res = bench.evaluate(utts, FPS, lambda: SpeakerOracles(utts, ranges), bench.LoudnessJawModel, progress=False)
+    lip = res["lipsync"]
+    assert lip["jaw_corr_per_utterance"] == pytest.approx(1.0)
+    assert lip["jaw_corr"] < 0.95
+    verdict = bench.judge({"accuracy": res})["jaw_corr"]
+    assert verdict["pass"] is True and verdict["value"] == pytest.approx(1.0)
+    backwards = [lambda jaw, h: jaw[len(jaw) - 1 - h]] * 2
+    res = bench.evaluate(utts, FPS, lambda: SpeakerOracles(utts, backwards), bench.LoudnessJawModel,
+                         progress=False)
+    assert bench.judge({"accuracy": res})["jaw_corr"]["pass"] is False
