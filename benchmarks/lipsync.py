@@ -710,8 +710,9 @@ def report(res: dict) -> None:
                        ("onset_signed_median_ms", "closure onset signed median, ms")):
         print(f"{label:<34}{_f(lb[key], '{:.0f}'):>12}{'—':>14}{_f(tb[key], '{:.0f}'):>10}")
     print(f"{'jaw-open r, per utterance (mean)':<34}{_f(lip.get('jaw_corr_per_utterance')):>12}"
-          f"{_f(loud.get('jaw_corr_per_utterance')):>14}{'1.000':>10}   (median "
-          f"{_f(lip.get('jaw_corr_per_utterance_median'))}, 10th percentile {_f(lip.get('jaw_corr_per_utterance_p10'))})")
+          f"{_f(loud.get('jaw_corr_per_utterance')):>14}{'1.000':>10}   "
+          f"(median {_f(lip.get('jaw_corr_per_utterance_median'))}, "
+          f"10th percentile {_f(lip.get('jaw_corr_per_utterance_p10'))})")
     print(f"{'  pooled over all frames':<34}{_f(lip['jaw_corr']):>12}{_f(loud['jaw_corr']):>14}{'1.000':>10}   "
           "(counts each utterance's random speaker jaw range against the model)")
     if lip.get("jaw_corr_vs_mean_style") is not None:

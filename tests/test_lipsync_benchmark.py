@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -215,30 +216,21 @@ def test_no_model_exits_nonzero(tmp_path, capsys):
     assert "no lip-sync model" in capsys.readouterr().err
 
 
-
-class SpeakerOracles:
+class SpeakerOracles(OracleModel):
     """One model for a run of utterances, as evaluate() uses it: on each reset it becomes the oracle of the next
-    utterance with that utterance's `transform` of the jaw (a gain, as speaker styles differ; or time reversed)."""
-
-    lookahead_frames = 2
+    utterance, whose jaw trajectory is first passed through that utterance's `transform` (a gain, as speaker
+    styles differ; or time reversal)."""
 
     def __init__(self, utts, transforms):
-        self.utts, self.transforms, self.k = utts, transforms, -1
+        self.lookahead_frames, self.late = 2, 0
+        self.queue = iter(zip(utts, transforms))  # the driver resets before every utterance, the first included
 
     def reset(self):
-        self.k += 1
-        self.utt, self.transform = self.utts[self.k], self.transforms[self.k]
-        self.m = 0
-        self.viseme_posteriors = np.eye(len(bench.VISEMES))[0]
-
-    def step(self, audio, speech):
-        n = self.m - self.lookahead_frames
-        self.m += 1
-        if n < 0:
-            return MotionParams()
-        jaw = self.utt.articulation[:, 0]
-        h = min(hop_for_frame(n, FPS), len(jaw) - 1)
-        return MotionParams(jaw_open=float(self.transform(jaw, h)))
+        utt, transform = next(self.queue)
+        articulation = utt.articulation.copy()
+        articulation[:, 0] = transform(articulation[:, 0])
+        self.utt = dataclasses.replace(utt, articulation=articulation)
+        super().reset()
 
 
 def test_jaw_is_judged_per_utterance_so_a_speaker_jaw_range_is_not_an_error():
@@ -246,14 +238,14 @@ def test_jaw_is_judged_per_utterance_so_a_speaker_jaw_range_is_not_an_error():
     differ), pass the judged per-utterance correlation and lose only in the pooled one; a jaw that moves at the
     wrong times (the trajectory played backwards) fails."""
     utts = [_synthetic_utterance(3), _synthetic_utterance(4)]
-    ranges = [lambda jaw, h: 0.4 * jaw[h], lambda jaw, h: jaw[h]]
+    ranges = [lambda jaw: 0.4 * jaw, lambda jaw: jaw]
     res = bench.evaluate(utts, FPS, lambda: SpeakerOracles(utts, ranges), bench.LoudnessJawModel, progress=False)
     lip = res["lipsync"]
     assert lip["jaw_corr_per_utterance"] == pytest.approx(1.0)
     assert lip["jaw_corr"] < 0.95
     verdict = bench.judge({"accuracy": res})["jaw_corr"]
     assert verdict["pass"] is True and verdict["value"] == pytest.approx(1.0)
-    backwards = [lambda jaw, h: jaw[len(jaw) - 1 - h]] * 2
+    backwards = [lambda jaw: jaw[::-1]] * 2
     res = bench.evaluate(utts, FPS, lambda: SpeakerOracles(utts, backwards), bench.LoudnessJawModel,
                          progress=False)
     assert bench.judge({"accuracy": res})["jaw_corr"]["pass"] is False

@@ -40,6 +40,13 @@ def build_tiny_dataset(root: Path) -> Path:
     return root
 
 
+def train_tiny(data: Path, out: Path, checkpoint: Path) -> subprocess.CompletedProcess:
+    """The real training command, `--tiny`: a few seconds on a handful of utterances."""
+    return subprocess.run([sys.executable, "-m", "export.lipsync.stage_a", "--data", str(data), "--out", str(out),
+                           "--tiny", "--checkpoint", str(checkpoint)],
+                          cwd=REPO, capture_output=True, text=True, timeout=240)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """engines dir with lipsync_stage_a.onnx and manifest.json from a tiny training run of the real command."""
@@ -48,9 +55,7 @@ def trained(tmp_path_factory) -> Path:
     data = build_tiny_dataset(root / "data")
     out = root / "engines"
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "export.lipsync.stage_a", "--data", str(data), "--out", str(out),
-                           "--tiny", "--checkpoint", str(root / "stage_a.pt")],
-                          cwd=REPO, capture_output=True, text=True, timeout=240)
+    proc = train_tiny(data, out, root / "stage_a.pt")
     print(f"tiny training + export: {time.monotonic() - t0:.1f} s\n{proc.stdout[-1500:]}")
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out
@@ -264,9 +269,7 @@ def test_training_is_reproducible_with_batches_built_ahead(trained, tmp_path):
     and the forward pass runs in bfloat16 (the ONNX files differ only in the training time in their metadata)."""
     torch = pytest.importorskip("torch", reason="training needs torch (the `train` extra)")
     root = trained.parent
-    proc = subprocess.run([sys.executable, "-m", "export.lipsync.stage_a", "--data", str(root / "data"),
-                           "--out", str(tmp_path / "engines"), "--tiny", "--checkpoint", str(tmp_path / "again.pt")],
-                          cwd=REPO, capture_output=True, text=True, timeout=240)
+    proc = train_tiny(root / "data", tmp_path / "engines", tmp_path / "again.pt")
     assert proc.returncode == 0, proc.stderr[-4000:]
     first = torch.load(root / "stage_a.pt", weights_only=False)["model"]
     again = torch.load(tmp_path / "again.pt", weights_only=False)["model"]

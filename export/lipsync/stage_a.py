@@ -67,8 +67,8 @@ Cost on the 2-core machine (2026-11-28, 40 steps on 400 utterances): augmentatio
 features ≈ 0.3 s a batch of 16, forward + backward ≈ 0.3–0.45 s at 192/256. Steps a
 second at 192/256: float32 built in turn 1.04, bf16 built in turn 1.07, float32 built
 one ahead 1.76, bf16 one ahead 2.16; at 256/384 one ahead: float32 1.18, bf16 1.64
-(1.64 over the whole 18-epoch run too: 77.7 min for 7 650 steps, evaluation included). The tests' `--tiny` run: 20 steps on 6 utterances, one
-thread, ~2 s.
+(1.64 over the whole 18-epoch run too: 77.7 min for 7 650 steps, evaluation included).
+The tests' `--tiny` run: 20 steps on 6 utterances, one thread, ~2 s.
 """
 
 from __future__ import annotations
@@ -572,6 +572,7 @@ def train(data_dir: Path, out_dir: Path, cfg: Config, checkpoint: Path | None = 
             done = max(done, elapsed / cfg.time_budget_s)
         return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
 
+    epochs = cfg.epochs if cfg.max_steps is None else math.ceil(total_steps / steps_per_epoch)
     order_rng = np.random.default_rng([cfg.seed, 1])  # epoch orders; `rng` belongs to the batch producer
 
     def batches():
@@ -588,7 +589,6 @@ def train(data_dir: Path, out_dir: Path, cfg: Config, checkpoint: Path | None = 
 
     step, t_start = 0, time.monotonic()
     metrics: dict = {}
-    epochs = cfg.epochs if cfg.max_steps is None else math.ceil(total_steps / steps_per_epoch)
     produced = one_ahead(batches())
     with tqdm(total=total_steps, desc="stage A", unit="step", dynamic_ncols=True) as bar:
         for epoch in range(epochs):
