@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from export.lipsync import coarticulation as co
 from export.lipsync import phonemes as ph
-from export.lipsync import sentences, synth, voices
+from export.lipsync import sentences, speaker, synth, voices
 
 # espeak-ng base voices (names as libespeak-ng resolves them: "en" is the British voice gmw/en).
 TRAIN_BASES = ("en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd")
@@ -39,6 +39,14 @@ HELDOUT_VARIANTS = ("Andy", "Annie", "f4", "m6", "klatt3", "steph2", "iven3", "j
 # stayed where it was (0.816 vs 0.820 pooled) and stage B's student drifted further from its teacher on blinks,
 # so the shipped models come from the installed voices only (docs/lipsync.md, Voices).
 GENERATED_SHARE = 0.0
+# Real human speech (export.lipsync.realspeech, forced-aligned): a share of train/val utterances are the training
+# prompts of the trained real speakers, most of them re-spoken by another voice (export.lipsync.speaker, WORLD).
+# The real speakers held out for evaluation, and each trained speaker's held-out prompts, never come here.
+REAL_SHARE = 0.15
+REAL_CHANGED = 0.7  # of those, the share whose speaker is changed (pitch, vocal tract length, rate)
+# Share of synthetic train/val utterances re-spoken by a WORLD speaker change: the synthesizers' voices are few,
+# and mostly male.
+WORLD_SHARE = 0.15
 SPLITS = ("train", "val", "heldout")
 CHUNK = 16  # utterances per worker task: one fresh process, and one Festival run for a Festival chunk
 
@@ -57,6 +65,8 @@ class Spec:
     f0_mean: float = 105.0  # festival: Hz
     f0_std: float = 14.0
     variant_text: str = ""  # espeak: a generated variant file, for `voice` = base+gen<index>
+    source: str = ""  # real: the file (under the dataset's sources/) holding the aligned recording
+    change: bool = False  # re-spoken by a random WORLD speaker change (export.lipsync.speaker), drawn per utterance
 
     @property
     def file(self) -> str:
@@ -78,7 +88,11 @@ def split_counts(n: int, val_frac: float, heldout_frac: float) -> dict[str, int]
 
 
 def plan(n: int, seed: int, festival_frac: float, val_frac: float, heldout_frac: float,
-         use_festival: bool, generated_share: float = GENERATED_SHARE) -> list[Spec]:
+         use_festival: bool, generated_share: float = GENERATED_SHARE, real_sources: list[tuple[str, str]] = (),
+         real_share: float = REAL_SHARE, world_share: float = WORLD_SHARE) -> list[Spec]:
+    """What each utterance is: split, engine, voice, text, style. `real_sources`: (file, voice) of the real
+    training recordings; with none, the plan is the synthetic one of before (the real and WORLD draws have
+    random streams of their own, so adding them leaves every other utterance's draw as it was)."""
     counts = split_counts(n, val_frac, heldout_frac)
     splits = [s for s in SPLITS for _ in range(counts[s])]
     variants = train_variants()
@@ -86,9 +100,15 @@ def plan(n: int, seed: int, festival_frac: float, val_frac: float, heldout_frac:
     for i, split in enumerate(splits):
         rng = _rng(seed, i, 0)
         text = sentences.sentence(rng, split)
+        extra = _rng(seed, i, 3)  # real speech and speaker changes: their own stream
+        if split != "heldout" and real_sources and extra.random() < real_share:
+            file, voice = real_sources[int(extra.integers(len(real_sources)))]
+            specs.append(Spec(i, split, "real", voice, "", source=file, change=bool(extra.random() < REAL_CHANGED)))
+            continue
+        change = split != "heldout" and extra.random() < world_share
         if split != "heldout" and use_festival and rng.random() < festival_frac:
             specs.append(Spec(i, split, "festival", "kal_diphone", text, stretch=float(rng.uniform(0.85, 1.4)),
-                              f0_mean=float(rng.uniform(80, 140)), f0_std=float(rng.uniform(8, 25))))
+                              f0_mean=float(rng.uniform(80, 140)), f0_std=float(rng.uniform(8, 25)), change=change))
             continue
         if split == "heldout":
             base = str(rng.choice(TRAIN_BASES + HELDOUT_BASES))
@@ -105,7 +125,7 @@ def plan(n: int, seed: int, festival_frac: float, val_frac: float, heldout_frac:
         voice = base if variant is None else f"{base}+{variant}"
         specs.append(Spec(i, split, "espeak", voice, text, rate=int(rng.integers(130, 221)),
                           pitch=int(rng.integers(30, 71)), pitch_range=int(rng.integers(20, 81)),
-                          variant_text=generated))
+                          variant_text=generated, change=change))
     return specs
 
 
@@ -116,7 +136,37 @@ def _check_tiling(u: synth.Utterance) -> None:
         raise RuntimeError(f"segments do not tile the audio for {u.voice} {u.text!r}")
 
 
+def respeak(u: synth.Utterance, rng: np.random.Generator) -> tuple[synth.Utterance, speaker.SpeakerChange]:
+    """The same utterance spoken by a random other voice (export.lipsync.speaker); the segments retimed."""
+    change = speaker.draw(rng, speaker.median_f0(u.audio))
+    audio = speaker.apply(u.audio, change)
+    starts, ends = speaker.retime(u.starts, u.ends, len(audio), change.rate)
+    return synth.Utterance(audio, list(u.phonemes), starts, ends, u.voice, u.text, list(u.raw)), change
+
+
+def load_source(path: Path) -> synth.Utterance:
+    """A real recording with its alignment, as `write_sources` stored it."""
+    with np.load(path) as z:
+        return synth.Utterance(z["audio"], [str(p) for p in z["phonemes"]], z["starts"].astype(np.float64),
+                               z["ends"].astype(np.float64), str(z["voice"]), str(z["text"]))
+
+
+def write_sources(out: Path, utterances: list[synth.Utterance]) -> list[tuple[str, str]]:
+    """Store the real training recordings under out/sources/ for the worker processes; (file, voice) each."""
+    (out / "sources").mkdir(parents=True, exist_ok=True)
+    refs = []
+    for k, u in enumerate(utterances):
+        file = f"sources/{k:05d}.npz"
+        np.savez(out / file, audio=u.audio, phonemes=np.array(u.phonemes, dtype="<U4"), starts=u.starts,
+                 ends=u.ends, voice=np.array(u.voice), text=np.array(u.text))
+        refs.append((file, u.voice))
+    return refs
+
+
 def _write(out: Path, spec: Spec, u: synth.Utterance, seed: int) -> dict:
+    change = None
+    if spec.change:
+        u, change = respeak(u, _rng(seed, spec.index, 4))
     _check_tiling(u)
     n_frames = co.frame_count(len(u.audio))
     t = co.targets(u.phonemes, u.starts, u.ends, n_frames, _rng(seed, spec.index, 1))
@@ -128,7 +178,11 @@ def _write(out: Path, spec: Spec, u: synth.Utterance, seed: int) -> dict:
     meta = {"id": f"{spec.index:06d}", "file": spec.file, "split": spec.split, "engine": spec.engine,
             "voice": u.voice, "text": spec.text, "duration": round(u.duration, 4), "frames": n_frames,
             "phonemes": len(u.phonemes)}
-    if spec.engine == "espeak":
+    if change is not None:
+        meta["speaker_change"] = change.tag()
+    if spec.engine == "real":
+        meta.update(source=spec.source, text=u.text)
+    elif spec.engine == "espeak":
         meta.update(rate=spec.rate, pitch=spec.pitch, pitch_range=spec.pitch_range)
         if spec.variant_text:
             meta["variant"] = spec.variant_text
@@ -142,8 +196,11 @@ def run_chunk(args: tuple[str, int, list[dict]]) -> tuple[list[dict], dict[str, 
     out_dir, seed, spec_dicts = args
     out, specs = Path(out_dir), [Spec(**d) for d in spec_dicts]
     before = Counter(ph.UNKNOWN)
-    if specs[0].engine == "festival":
-        utts = synth.festival_synth([synth.FestivalRequest(s.text, s.stretch, s.f0_mean, s.f0_std) for s in specs])
+    if specs[0].engine == "real":
+        utts = [load_source(out / s.source) for s in specs]
+    elif specs[0].engine == "festival":
+        utts = synth.festival_synth([synth.FestivalRequest(s.text, s.stretch, s.f0_mean, s.f0_std) for s in specs],
+                                   specs[0].voice)
     else:
         es = synth.Espeak.get()
         for s in specs:
@@ -155,24 +212,29 @@ def run_chunk(args: tuple[str, int, list[dict]]) -> tuple[list[dict], dict[str, 
 
 
 def _chunks(specs: list[Spec]) -> list[list[Spec]]:
-    by_engine: dict[str, list[Spec]] = {}
+    """Chunks of one engine (and, for Festival, one voice: one Festival process speaks with one voice)."""
+    by_engine: dict[tuple[str, str], list[Spec]] = {}
     for s in specs:
-        by_engine.setdefault(s.engine, []).append(s)
+        by_engine.setdefault((s.engine, s.voice if s.engine == "festival" else ""), []).append(s)
     chunks = [group[i:i + CHUNK] for group in by_engine.values() for i in range(0, len(group), CHUNK)]
     return sorted(chunks, key=lambda c: c[0].index)
 
 
 def build(out: Path, n: int, seed: int = 0, jobs: int = 2, festival_frac: float = 0.2,
           val_frac: float = 0.05, heldout_frac: float = 0.1, progress: bool = True,
-          generated_share: float = GENERATED_SHARE) -> dict:
-    """Generate the dataset; returns the index (also written to out/index.json)."""
+          generated_share: float = GENERATED_SHARE, real_utterances: list[synth.Utterance] = (),
+          real_share: float = REAL_SHARE, world_share: float = WORLD_SHARE) -> dict:
+    """Generate the dataset; returns the index (also written to out/index.json). `real_utterances`: the aligned
+    real recordings that train/val may use (`real_share` of them; none: synthetic speech only)."""
     if not synth.espeak_available():
         raise RuntimeError(f"libespeak-ng is missing ({synth.ESPEAK_LIB}): apt-get install espeak-ng")
     use_festival = festival_frac > 0 and synth.festival_available()
     if festival_frac > 0 and not use_festival:
         print("festival/kal_diphone not installed: espeak-ng only (apt-get install festival festvox-kallpc16k)",
               file=sys.stderr)
-    specs = plan(n, seed, festival_frac, val_frac, heldout_frac, use_festival, generated_share)
+    real_sources = write_sources(out, list(real_utterances)) if len(real_utterances) else []
+    specs = plan(n, seed, festival_frac, val_frac, heldout_frac, use_festival, generated_share, real_sources,
+                 real_share, world_share)
     for split in SPLITS:
         (out / split).mkdir(parents=True, exist_ok=True)
     tasks = [(str(out), seed, [asdict(s) for s in c]) for c in _chunks(specs)]

@@ -5,9 +5,12 @@
 
 Steps, each with its own progress bar:
 
-1. data: `export.lipsync.data` synthesizes the dataset (espeak-ng voices, Festival kal;
-   never the evaluation voices) into WORK/data — skipped when WORK/data already holds
-   a dataset of the same size and seed (`--fresh` rebuilds it);
+1. data: the trained real speakers' prompts are forced-aligned once into WORK/realspeech
+   (`export.lipsync.realspeech`, PocketSphinx), then `export.lipsync.data` synthesizes the
+   dataset (espeak-ng voices, Festival voices, those real prompts, a share of each re-spoken
+   by another WORLD voice; never the evaluation voices, `export.lipsync.voicesets`) into
+   WORK/data — skipped when WORK/data already holds a dataset of the same size and seed
+   (`--fresh` rebuilds it);
 2. stage A: `export.lipsync.stage_a` trains the audio → articulation network and writes
    OUT/lipsync_stage_a.onnx;
 3. stage B: `export.lipsync.stage_b` trains the behaviour flow teacher on stage A's
@@ -32,7 +35,7 @@ from export.lipsync import data as dataset
 # this module (multiprocessing forkserver), and importing torch in each would make it 4× slower.
 
 ENGINES_DIR = Path(__file__).resolve().parents[2] / "engines"
-LIMIT_S = 2 * 3600  # the issue's bound for the whole run on the 2-core machine
+LIMIT_S = int(2.5 * 3600)  # the bound for the whole run on the 2-core machine (issue 12: 2.5 h)
 # Measured on the 2-core machine (docs/lipsync.md): what the budget split assumes.
 DATA_S_PER_UTT = 0.012
 STAGE_A_S_PER_UTT_EPOCH = 0.038  # C 256 / H 384, bf16, batches built one ahead: 4 661 s for 6 800 × 18
@@ -65,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fresh", action="store_true", help="rebuild the dataset even if WORK/data has it")
     ap.add_argument("--tiny", action="store_true", help="the whole pipeline on a handful of utterances, seconds")
+    ap.add_argument("--no-real", action="store_true", help="synthetic speech only (no real recordings in training)")
     a = ap.parse_args(argv)
     from export import manifest  # noqa: PLC0415
 
@@ -80,7 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     # 1. data
     t = time.monotonic()
     if a.fresh or not _dataset_matches(data_dir, n, a.seed):
-        dataset.build(data_dir, n, a.seed, a.jobs)
+        from export.lipsync import voicesets  # noqa: PLC0415
+
+        real = [] if a.no_real else voicesets.real_training(a.work / "realspeech")
+        if a.tiny:
+            real = real[:4]
+        print(f"data: {len(real)} real training prompts ({sum(len(u.audio) for u in real) / 16000 / 60:.1f} min)")
+        dataset.build(data_dir, n, a.seed, a.jobs, real_utterances=real)
     else:
         print(f"data: reusing {data_dir} ({n} utterances, seed {a.seed})")
     timings["data"] = time.monotonic() - t
@@ -112,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                        if name.startswith("lipsync")}}
     (a.work / "train_all.json").write_text(json.dumps(log, indent=1) + "\n")
     print("\ntrain_all: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items())
-          + f" → {a.out} ({'within' if timings['total'] <= LIMIT_S else 'OVER'} the 2 h bound)")
+          + f" → {a.out} ({'within' if timings['total'] <= LIMIT_S else 'OVER'} the 2.5 h bound)")
     return 0
 
 

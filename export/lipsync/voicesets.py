@@ -1,0 +1,175 @@
+"""Which voices train the lip sync and which judge it: one table, read by the dataset and the benchmark.
+
+"Held out means different" (DESIGN.md): the benchmark's held-out voices are whole
+voices and whole synthesizer families the model never heard, plus real people it
+never heard. Each evaluation voice has a *role*:
+
+| role | what | judged? |
+|---|---|---|
+| `train` | a voice (or family member) the training data speaks with, on held-out sentences | no: the reference row for the gap |
+| `same-speaker` | another synthesizer of a training voice's speaker (flite kal16 = Festival kal) | no: shown, not "different" |
+| `heldout` | a synthetic voice never trained on (family in the table) | yes: the worst one |
+| `real-train-speaker` | a trained real speaker's prompts kept out of training | no: seen speaker, unseen prompts |
+| `real-heldout` | a real speaker never trained on | yes: the worst one |
+
+Families: `espeak` (formant synthesis), `festival-diphone` (LPC diphones),
+`festival-hts` (statistical parametric), `flite-cg` (clustergen, statistical
+parametric from recordings), `flite-diphone`. The flite and HTS families have
+no voice in training at all (leave-one-family-out); from the espeak and diphone
+families whole voices are held out.
+
+Reserved for independent evaluation and never used anywhere (synth.check_voice
+refuses them): festvox-us-slt-hts, festvox-kdlpc16k, flite's slt.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from export.lipsync import sentences, synth
+
+
+@dataclass(frozen=True)
+class EvalVoice:
+    name: str  # as printed: engine:voice
+    engine: str  # espeak | festival | flite | real
+    voice: str  # the engine's own voice name (espeak: base+variant), or the real corpus
+    family: str
+    gender: str  # f | m
+    role: str
+    language: str = "en"
+
+
+# English synthetic voices of the evaluation. The espeak held-out ones use a held-out base accent and a held-out
+# variant (export.lipsync.data.HELDOUT_*), the training ones a training base and variant.
+SYNTHETIC: tuple[EvalVoice, ...] = (
+    EvalVoice("espeak:en-us", "espeak", "en-us", "espeak", "m", "train"),
+    EvalVoice("espeak:en+f2", "espeak", "en+f2", "espeak", "f", "train"),
+    EvalVoice("festival:kal_diphone", "festival", "kal_diphone", "festival-diphone", "m", "train"),
+    EvalVoice("flite:kal16", "flite", "kal16", "flite-diphone", "m", "same-speaker"),
+    EvalVoice("espeak:en-us-nyc+Annie", "espeak", "en-us-nyc+Annie", "espeak", "f", "heldout"),
+    EvalVoice("espeak:en-029+norbert", "espeak", "en-029+norbert", "espeak", "m", "heldout"),
+    EvalVoice("flite:awb", "flite", "awb", "flite-cg", "m", "heldout"),
+    EvalVoice("flite:rms", "flite", "rms", "flite-cg", "m", "heldout"),
+)
+
+
+@dataclass
+class EvalUtterance:
+    voice: str
+    family: str
+    gender: str
+    role: str
+    kind: str  # synthetic | real
+    text: str
+    audio: np.ndarray
+    phonemes: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+
+
+def _synthesize(v: EvalVoice, texts: list[str]) -> list[synth.Utterance]:
+    if v.engine == "espeak":
+        es = synth.Espeak.get()
+        return [es.synth(t, v.voice, 170, 50, 50) for t in texts]
+    if v.engine == "flite":
+        return synth.flite_synth(texts, v.voice)
+    if v.engine == "festival":
+        return synth.festival_synth([synth.FestivalRequest(t) for t in texts], v.voice)
+    raise ValueError(f"unknown engine {v.engine!r}")
+
+
+def _texts(v: EvalVoice, n: int) -> list[str]:
+    """Held-out sentences (never in training) in the voice's language, the same for every voice of a language."""
+    rng = np.random.default_rng([7, sum(map(ord, v.language))])
+    if v.language == "en":
+        return [sentences.sentence(rng, "heldout") for _ in range(n)]
+    return [sentences.foreign_sentence(rng, v.language, "heldout") for _ in range(n)]
+
+
+def _save(path: Path, utts: list[EvalUtterance]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, n=len(utts), **{f"{k}_{i}": getattr(u, k) for i, u in enumerate(utts)
+                                    for k in ("audio", "phonemes", "starts", "ends", "text")})
+
+
+def _load(path: Path, v: EvalVoice, kind: str) -> list[EvalUtterance]:
+    with np.load(path) as z:
+        return [EvalUtterance(v.name, v.family, v.gender, v.role, kind, str(z[f"text_{i}"]), z[f"audio_{i}"],
+                              z[f"phonemes_{i}"], z[f"starts_{i}"], z[f"ends_{i}"]) for i in range(int(z["n"]))]
+
+
+def available(v: EvalVoice) -> bool:
+    if v.engine == "flite":
+        return synth.flite_available(v.voice)
+    if v.engine == "festival":
+        check = getattr(synth, "festival_voice_available", None)
+        return check(v.voice) if check else v.voice == "kal_diphone" and synth.festival_available()
+    return synth.espeak_available()
+
+
+def synthetic_voices() -> tuple[EvalVoice, ...]:
+    return SYNTHETIC + tuple(getattr(synth, "EVAL_FESTIVAL_VOICES", ()))
+
+
+def evaluation_set(cache: Path, per_voice: int, progress: bool = True) -> list[EvalUtterance]:
+    """Every evaluation voice's utterances, synthesized (or aligned) once into `cache`."""
+    from tqdm import tqdm
+
+    out: list[EvalUtterance] = []
+    voices = synthetic_voices()
+    for v in tqdm(voices, desc="evaluation voices", unit="voice", disable=not progress):
+        if not available(v):
+            print(f"evaluation voice {v.name} is not installed: skipped", file=sys.stderr)
+            continue
+        path = cache / f"{v.name.replace(':', '_').replace('+', '_')}-{per_voice}.npz"
+        if not path.exists():
+            utts = _synthesize(v, _texts(v, per_voice))
+            _save(path, [EvalUtterance(v.name, v.family, v.gender, v.role, "synthetic", u.text, u.audio,
+                                       np.array(u.phonemes, dtype="<U4"), u.starts, u.ends) for u in utts])
+        out += _load(path, v, "synthetic")
+    out += real_evaluation(cache, progress)
+    return out
+
+
+def real_evaluation(cache: Path, progress: bool = True) -> list[EvalUtterance]:
+    """The real speakers' evaluation prompts (export.lipsync.realspeech): held-out speakers whole, a trained
+    speaker's held-out prompts."""
+    from export.lipsync import realspeech
+
+    out = []
+    for info in realspeech.corpora():
+        if not info.available:
+            print(f"real speech {info.name} is not installed ({info.package}): skipped", file=sys.stderr)
+            continue
+        utts = realspeech.load(info.name, cache / "real", progress=progress)
+        if info.name in REAL_TRAIN_CORPORA:
+            _, utts = realspeech.split(utts, REAL_HELDOUT_FRAC)
+            role = "real-train-speaker"
+        else:
+            role = "real-heldout"
+        out += [EvalUtterance(f"real:{info.name}", "real", info.gender, role, "real", u.text, u.audio,
+                              np.array(u.phonemes, dtype="<U4"), u.starts, u.ends) for u in utts]
+    return out
+
+
+# Real corpora whose training prompts the lip sync trains on (the rest of each is its held-out prompts); every
+# other corpus is a held-out speaker.
+REAL_TRAIN_CORPORA = ("allison",)
+REAL_HELDOUT_FRAC = 0.2
+
+
+def real_training(cache: Path, progress: bool = True) -> list[synth.Utterance]:
+    """The aligned training prompts of the trained real speakers."""
+    from export.lipsync import realspeech
+
+    out: list[synth.Utterance] = []
+    for info in realspeech.corpora():
+        if info.name in REAL_TRAIN_CORPORA and info.available:
+            train, _ = realspeech.split(realspeech.load(info.name, cache, progress=progress), REAL_HELDOUT_FRAC)
+            out += train
+    return out
