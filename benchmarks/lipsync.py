@@ -831,6 +831,23 @@ class WithEmotion:
         return MotionParams.from_vector(EditEngine.apply(params.to_vector(), self.numbers, level_db(chunk))).clipped()
 
 
+def per_voice(a, make_lipsync) -> dict:
+    """The per-voice section (benchmarks/lipsync_voices.py) with this run's model."""
+    from avatar_rt.avatar.reference import DEFAULT_PORTRAIT, load_portrait
+    from benchmarks import lipsync_voices
+    from export.lipsync import voicesets
+
+    utts = voicesets.evaluation_set(REPO / "build" / "lipsync_eval", a.voices, progress=not a.quiet)
+    rows = lipsync_voices.evaluate_voices(utts, a.fps, make_lipsync, progress=not a.quiet)
+    rendered = None
+    if a.render_real > 0:
+        subset = lipsync_voices.render_subset(utts, a.render_real)
+        rendered = lipsync_voices.render_closures(subset, a.fps, make_lipsync, load_portrait(DEFAULT_PORTRAIT, a.size),
+                                                  progress=not a.quiet)
+    return {"per_voice": a.voices, "rows": rows, "rendered": rendered,
+            "verdict": lipsync_voices.judge(rows, rendered)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--engines", type=Path, help="engines directory with the lip-sync model and its manifest "
@@ -844,6 +861,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=512, help="rendered frame size in pixels (default 512)")
     ap.add_argument("--fps", type=float, default=25.0)
     ap.add_argument("--seed", type=int, default=7, help="which held-out utterances to synthesize (default 7)")
+    ap.add_argument("--voices", type=int, default=30,
+                    help="utterances per voice for the per-voice section (benchmarks/lipsync_voices.py: training, "
+                         "held-out synthetic and real voices; default 30, 0 skips)")
+    ap.add_argument("--render-real", type=int, default=6,
+                    help="held-out real utterances per speaker rendered and re-detected (default 6, 0 skips)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     ap.add_argument("--emotion", metavar="NAME[:INTENSITY]",
@@ -907,6 +929,13 @@ def main(argv: list[str] | None = None) -> int:
                                  label="render loudness")
         render_s = time.perf_counter() - t0
 
+    voices = None
+    voices_s = 0.0
+    if a.voices > 0:
+        t0 = time.perf_counter()
+        voices = per_voice(a, make_lipsync)
+        voices_s = time.perf_counter() - t0
+
     sb_names = stage_b_entries(manifest)
     t0 = time.perf_counter()
     if not sb_names:
@@ -934,15 +963,21 @@ def main(argv: list[str] | None = None) -> int:
         "render": render,
         "render_loudness": render_loud,
         "stage_b": stage_b,
+        "voices": voices,
         "seconds": {"data": round(data_s, 1), "accuracy": round(eval_s, 1), "render": round(render_s, 1),
-                    "stage_b": round(stage_b_s, 1),
+                    "stage_b": round(stage_b_s, 1), "voices": round(voices_s, 1),
                     "total": round(time.perf_counter() - started, 1)},
     }
     res["targets"] = judge(res)
     report(res)
+    if voices is not None:
+        from benchmarks import lipsync_voices
+
+        print("\n## Per voice: training voices, held-out voices and families, real speech")
+        lipsync_voices.report(voices["rows"], voices["verdict"], voices["rendered"])
     s = res["seconds"]
     print(f"\n{s['total']:.0f} s (data {s['data']:.0f} s, runtime pass {s['accuracy']:.0f} s, "
-          f"render {s['render']:.0f} s, stage B {s['stage_b']:.0f} s)")
+          f"render {s['render']:.0f} s, stage B {s['stage_b']:.0f} s, per voice {s['voices']:.0f} s)")
     if a.json:
         a.json.write_text(json.dumps(_jsonable(res), indent=1))
     return 0

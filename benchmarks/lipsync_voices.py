@@ -232,6 +232,17 @@ def render_closures(utterances, fps: float, make_lipsync, portrait, progress: bo
             "first_frames_gap_iod_median": float(np.median(rest_gaps)) if rest_gaps else None}
 
 
+def render_subset(utts, per_speaker: int) -> list:
+    """The first `per_speaker` utterances of each held-out real speaker (the rendered check is slow)."""
+    picked: dict[str, int] = {}
+    subset = []
+    for u in utts:
+        if u.role == "real-heldout" and picked.get(u.voice, 0) < per_speaker:
+            picked[u.voice] = picked.get(u.voice, 0) + 1
+            subset.append(u)
+    return subset
+
+
 def _worst(rows: list[dict], key: str) -> dict | None:
     rows = [r for r in rows if r.get(key) is not None]
     if not rows:
@@ -344,13 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.render_real > 0:
         from avatar_rt.avatar.reference import DEFAULT_PORTRAIT, load_portrait
 
-        picked: dict[str, int] = {}
-        subset = []
-        for u in utts:
-            if u.role == "real-heldout" and picked.get(u.voice, 0) < a.render_real:
-                picked[u.voice] = picked.get(u.voice, 0) + 1
-                subset.append(u)
-        rendered = render_closures(subset, a.fps, lambda: LipSyncModel(a.fps, session=session),
+        rendered = render_closures(render_subset(utts, a.render_real), a.fps, lambda: LipSyncModel(a.fps, session=session),
                                    load_portrait(DEFAULT_PORTRAIT), progress=not a.quiet)
     verdict = judge(rows, rendered)
     report(rows, verdict, rendered)

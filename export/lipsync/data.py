@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from export.lipsync import coarticulation as co
 from export.lipsync import phonemes as ph
-from export.lipsync import sentences, speaker, synth, voices
+from export.lipsync import sentences, speaker, synth, voices, voicesets
 
 # espeak-ng base voices (names as libespeak-ng resolves them: "en" is the British voice gmw/en).
 TRAIN_BASES = ("en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd")
@@ -62,6 +62,7 @@ class Spec:
     pitch: int = 50  # espeak: 0–100
     pitch_range: int = 50  # espeak: 0–100
     stretch: float = 1.1  # festival: Duration_Stretch
+    f0_scale: float = 1.0  # festival voices other than kal (UniSyn diphones): F0 targets scaled
     f0_mean: float = 105.0  # festival: Hz
     f0_std: float = 14.0
     variant_text: str = ""  # espeak: a generated variant file, for `voice` = base+gen<index>
@@ -96,6 +97,9 @@ def plan(n: int, seed: int, festival_frac: float, val_frac: float, heldout_frac:
     counts = split_counts(n, val_frac, heldout_frac)
     splits = [s for s in SPLITS for _ in range(counts[s])]
     variants = train_variants()
+    festival_voices = [v for v in voicesets.FESTIVAL_TRAINING if use_festival and synth.festival_available(v)]
+    weights = np.array([voicesets.FESTIVAL_TRAINING[v] for v in festival_voices])
+    festival_weights = weights / weights.sum() if len(weights) else weights
     specs = []
     for i, split in enumerate(splits):
         rng = _rng(seed, i, 0)
@@ -107,8 +111,17 @@ def plan(n: int, seed: int, festival_frac: float, val_frac: float, heldout_frac:
             continue
         change = split != "heldout" and extra.random() < world_share
         if split != "heldout" and use_festival and rng.random() < festival_frac:
-            specs.append(Spec(i, split, "festival", "kal_diphone", text, stretch=float(rng.uniform(0.85, 1.4)),
-                              f0_mean=float(rng.uniform(80, 140)), f0_std=float(rng.uniform(8, 25)), change=change))
+            voice = festival_voices[int(extra.choice(len(festival_voices), p=festival_weights))]
+            if voice == "kal_diphone":
+                specs.append(Spec(i, split, "festival", voice, text, stretch=float(rng.uniform(0.85, 1.4)),
+                                  f0_mean=float(rng.uniform(80, 140)), f0_std=float(rng.uniform(8, 25)),
+                                  change=change))
+                continue
+            info = synth.voice_info(f"festival:{voice}")
+            specs.append(Spec(i, split, "festival", voice, sentences.sentence_in(extra, info.language, split),
+                              stretch=float(extra.uniform(0.85, 1.3)) if "stretch" in info.controls else 1.0,
+                              f0_scale=float(extra.uniform(0.85, 1.2)) if "f0" in info.controls else 1.0,
+                              change=change))
             continue
         if split == "heldout":
             base = str(rng.choice(TRAIN_BASES + HELDOUT_BASES))
@@ -187,7 +200,8 @@ def _write(out: Path, spec: Spec, u: synth.Utterance, seed: int) -> dict:
         if spec.variant_text:
             meta["variant"] = spec.variant_text
     else:
-        meta.update(stretch=round(spec.stretch, 3), f0_mean=round(spec.f0_mean, 1), f0_std=round(spec.f0_std, 1))
+        meta.update(stretch=round(spec.stretch, 3), f0_mean=round(spec.f0_mean, 1), f0_std=round(spec.f0_std, 1),
+                    f0_scale=round(spec.f0_scale, 3))
     return meta
 
 
@@ -199,8 +213,8 @@ def run_chunk(args: tuple[str, int, list[dict]]) -> tuple[list[dict], dict[str, 
     if specs[0].engine == "real":
         utts = [load_source(out / s.source) for s in specs]
     elif specs[0].engine == "festival":
-        utts = synth.festival_synth([synth.FestivalRequest(s.text, s.stretch, s.f0_mean, s.f0_std) for s in specs],
-                                   specs[0].voice)
+        utts = synth.festival_synth([synth.FestivalRequest(s.text, s.stretch, s.f0_mean, s.f0_std, s.f0_scale)
+                                     for s in specs], specs[0].voice)
     else:
         es = synth.Espeak.get()
         for s in specs:

@@ -102,6 +102,89 @@ FESTIVAL_TO_ARPABET: dict[str, tuple[str, ...]] = {
     "pau": (SIL,), "h#": (SIL,), "brth": (SIL,),
 }
 
+
+# ---------------------------------------------------------------- Festival voices of other languages
+#
+# Each voice's own phone set (dumped from `(PhoneSet.description)` of the loaded voice) → the ARPAbet
+# phoneme with the nearest *mouth shape* (the lip model sees visemes, not phonemes):
+#   * bilabials p/b/m (plain, long or palatalised) → P/B/M; labiodentals f/v → F/V, the labiodental
+#     nasal [ɱ] of Italian "inferno" → V (lower lip on the upper teeth, voiced);
+#   * rounded vowels → UW (close), OW (close-mid), AO (open-mid); front rounded [y] → UW and [ø] → OW,
+#     because for the lips the rounding matters more than the tongue;
+#   * open vowels → AA ([a]), AE ([æ], Finnish ä); spread vowels → IY (close, long), IH (short or
+#     centralised i, Russian ы), EY (close-mid e), EH (open-mid e); reduced/central vowels → AH;
+#   * alveolar taps and trills (every r here; none is rounded like the English r) → D, as Festival's
+#     flap `dx` (tongue tip at the ridge, lips neutral); Czech ř → ZH/SH (a fricative trill: lips as ž/š);
+#   * palatal and alveolo-palatal consonants take their place of articulation's nearest English sound:
+#     ɲ → N, ʎ → L, c/ɟ (Czech ť/ď) → T/D, Russian щ → SH, x → HH; affricates ts/dz are two sounds
+#     (T S / D Z, split in halves), tʃ/dʒ → CH/JH;
+#   * pauses (`#`, `##`, `_`, `pau`) → sil.
+# Palatalisation (Russian `pp`, `mm`, ...) and length (Finnish `p:`) do not change the lip shape.
+
+ITALIAN_TO_ARPABET: dict[str, tuple[str, ...]] = {  # pc_diphone, lp_diphone (phone set "italian")
+    "#": (SIL,),
+    "i": ("IY",), "e": ("EY",), "E": ("EH",), "a": ("AA",), "o": ("OW",), "O": ("AO",), "u": ("UW",),
+    "i1": ("IY",), "e1": ("EY",), "E1": ("EH",), "a1": ("AA",), "o1": ("OW",), "O1": ("AO",), "u1": ("UW",),
+    "j": ("Y",), "w": ("W",),
+    "p": ("P",), "b": ("B",), "t": ("T",), "d": ("D",), "k": ("K",), "g": ("G",),
+    "f": ("F",), "v": ("V",), "s": ("S",), "z": ("Z",), "S": ("SH",), "Z": ("ZH",),
+    "ts": ("T", "S"), "dz": ("D", "Z"), "tS": ("CH",), "dZ": ("JH",),
+    "m": ("M",), "n": ("N",), "J": ("N",), "ng": ("NG",), "nf": ("V",),
+    "l": ("L",), "L": ("L",), "r": ("D",),
+}
+
+CATALAN_TO_ARPABET: dict[str, tuple[str, ...]] = {  # upc_ca_ona_hts (phone set "upc_catalan-central")
+    "pau": (SIL,), "_": (SIL,), "#": (SIL,),
+    "ax": ("AH",), "a": ("AA",), "a1": ("AA",), "e": ("EY",), "e1": ("EY",), "E": ("EH",), "E1": ("EH",),
+    "i": ("IY",), "i1": ("IY",), "o": ("OW",), "o1": ("OW",), "O": ("AO",), "O1": ("AO",),
+    "u": ("UW",), "u1": ("UW",), "j": ("Y",), "w": ("W",),
+    "p": ("P",), "b": ("B",), "t": ("T",), "d": ("D",), "k": ("K",), "g": ("G",),
+    "f": ("F",), "s": ("S",), "z": ("Z",), "S": ("SH",), "Z": ("ZH",),
+    "m": ("M",), "n": ("N",), "J": ("N",), "l": ("L",), "L": ("L",), "r": ("D",), "rr": ("D",),
+}
+
+CZECH_TO_ARPABET: dict[str, tuple[str, ...]] = {  # czech_dita, czech_machac (phone set "czech")
+    "#": (SIL,), "_": (SIL,),
+    "a": ("AA",), "a:": ("AA",), "e": ("EH",), "e:": ("EH",), "i": ("IH",), "i:": ("IY",),
+    "o": ("AO",), "o:": ("OW",), "u": ("UH",), "u:": ("UW",),
+    "p": ("P",), "b": ("B",), "t": ("T",), "d": ("D",), "k": ("K",), "g": ("G",),
+    "t~": ("T",), "d~": ("D",), "c": ("T", "S"), "dz": ("D", "Z"), "c~": ("CH",), "dz~": ("JH",),
+    "f": ("F",), "v": ("V",), "s": ("S",), "z": ("Z",), "s~": ("SH",), "z~": ("ZH",),
+    "ch": ("HH",), "h": ("HH",), "j": ("Y",),
+    "m": ("M",), "n": ("N",), "n~": ("N",), "n*": ("NG",),
+    "l": ("L",), "r": ("D",), "r~": ("ZH",), "r~*": ("SH",),
+}
+
+_FINNISH_SHORT: dict[str, tuple[str, ...]] = {
+    "a": ("AA",), "e": ("EH",), "i": ("IH",), "o": ("OW",), "u": ("UW",), "y": ("UW",), "@": ("AE",),
+    "7": ("OW",), "&": ("AH",),
+    "p": ("P",), "b": ("B",), "t": ("T",), "d": ("D",), "k": ("K",), "g": ("G",),
+    "f": ("F",), "v": ("V",), "T": ("TH",), "D": ("DH",), "s": ("S",), "z": ("Z",), "S": ("SH",),
+    "Z": ("ZH",), "h": ("HH",), "m": ("M",), "n": ("N",), "N": ("NG",), "l": ("L",), "L": ("L",),
+    "r": ("D",), "j": ("Y",), "w": ("W",),
+}
+FINNISH_TO_ARPABET: dict[str, tuple[str, ...]] = {  # suo_fi_lj_diphone, hy_fi_mv_diphone (phone set "finnish")
+    "#": (SIL,), "##": (SIL,), "_": (SIL,),
+    **_FINNISH_SHORT,
+    **{k + ":": v for k, v in _FINNISH_SHORT.items()},  # length marks: the same mouth, held longer
+    "i:": ("IY",),
+}
+
+RUSSIAN_TO_ARPABET: dict[str, tuple[str, ...]] = {  # msu_ru_nsh_clunits (phone set "msu_ru")
+    "pau": (SIL,), "#": (SIL,), "_": (SIL,),
+    # stressed (doubled letters), unstressed and reduced vowels
+    "ii": ("IY",), "yy": ("IH",), "uu": ("UW",), "ee": ("EH",), "oo": ("OW",), "aa": ("AA",),
+    "a": ("AH",), "e": ("IH",), "i": ("IH",), "y": ("IH",), "u": ("UH",),
+    "ae": ("AH",), "ay": ("AH",), "ur": ("UH",),
+    # consonants, plain and palatalised (doubled)
+    "p": ("P",), "pp": ("P",), "b": ("B",), "bb": ("B",), "t": ("T",), "tt": ("T",), "d": ("D",), "dd": ("D",),
+    "k": ("K",), "kk": ("K",), "g": ("G",), "gg": ("G",), "c": ("T", "S"), "ch": ("CH",),
+    "f": ("F",), "ff": ("F",), "v": ("V",), "vv": ("V",), "s": ("S",), "ss": ("S",), "z": ("Z",), "zz": ("Z",),
+    "sh": ("SH",), "sch": ("SH",), "zh": ("ZH",), "h": ("HH",), "hh": ("HH",),
+    "m": ("M",), "mm": ("M",), "n": ("N",), "nn": ("N",), "l": ("L",), "ll": ("L",), "r": ("D",), "rr": ("D",),
+    "j": ("Y",),
+}
+
 # Fallback for an unknown symbol: strip espeak's trailing modifiers (# 2 3 : ; - etc.)
 # one character at a time and look again; if nothing matches, a neutral mid vowel
 # (AH: jaw half open, lips relaxed) is the least wrong mouth for an unknown speech sound.
@@ -131,10 +214,24 @@ def festival_to_arpabet(symbol: str) -> tuple[str, ...]:
     return to_arpabet(symbol, FESTIVAL_TO_ARPABET)
 
 
+def mapper(table: dict[str, tuple[str, ...]]):
+    """A symbol → ARPAbet function over `table` (unknown symbols counted in UNKNOWN, as everywhere)."""
+    def to(symbol: str) -> tuple[str, ...]:
+        return to_arpabet(symbol, table)
+    return to
+
+
+def flite_to_arpabet(symbol: str) -> tuple[str, ...]:
+    """flite's CMU phone set (lowercase ARPAbet, `ax`, `pau`) is a subset of Festival's radio set."""
+    return to_arpabet(symbol, FESTIVAL_TO_ARPABET)
+
+
 def viseme_index(arpabet: str) -> int:
     return VISEME_INDEX[ARPABET_TO_VISEME[arpabet]]
 
 
 assert set(ARPABET_TO_VISEME) == set(ARPABET) and len(ARPABET) == 40
 assert set(VISEME_TO_GROUP) == set(VISEMES)
-assert all(p in ARPABET for t in (ESPEAK_TO_ARPABET, FESTIVAL_TO_ARPABET) for ps in t.values() for p in ps)
+assert all(p in ARPABET for t in (ESPEAK_TO_ARPABET, FESTIVAL_TO_ARPABET, ITALIAN_TO_ARPABET, CATALAN_TO_ARPABET,
+                                   CZECH_TO_ARPABET, FINNISH_TO_ARPABET, RUSSIAN_TO_ARPABET)
+           for ps in t.values() for p in ps)

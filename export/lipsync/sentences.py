@@ -11,6 +11,10 @@ the held-out set has its own templates and phrases, and its own content words (a
 fixed 1/8 of the list chosen by a hash of the word, independent of any seed).
 Only the small closed class of function words below is shared, as in any speech.
 Everything is deterministic given the `numpy.random.Generator`.
+
+Other languages (for Festival's Italian, Catalan, Czech, Finnish and Russian voices): `sentence_in` /
+`language_sentences` draw from hand-written phrases, frames and nouns in `sentences_intl`, with the
+same disjoint train / held-out split.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from export.lipsync import sentences_intl as _intl
 
 WORD_LIST = Path("/usr/share/dict/american-english")
 SPLITS = ("train", "heldout")  # "val" draws from the train sentences
@@ -153,3 +159,54 @@ def sentence(rng: np.random.Generator, split: str = "train") -> str:
 def sentences(n: int, seed: int, split: str = "train") -> list[str]:
     rng = np.random.default_rng(seed)
     return [sentence(rng, split) for _ in range(n)]
+
+
+# ---------------------------------------------------------------- other languages (Festival's voices)
+
+LANGUAGES = ("en",) + tuple(sorted(_intl.PHRASES))
+
+
+def _heldout_noun(word: str) -> bool:
+    return zlib.crc32(word.encode("utf-8")) % 6 == 0  # a fixed ~1/6 of each language's nouns
+
+
+def nouns(language: str, split: str) -> tuple[str, ...]:
+    split = "train" if split == "val" else split
+    return tuple(w for w in _intl.NOUNS[language] if _heldout_noun(w) == (split == "heldout"))
+
+
+def sentence_in(rng: np.random.Generator, language: str, split: str = "train") -> str:
+    """One sentence in `language` ("en" is `sentence`). Hand-written phrases, frames filled with nouns, or both;
+    train and held-out use disjoint phrases, frames and nouns."""
+    if language == "en":
+        return sentence(rng, split)
+    if language not in _intl.PHRASES:
+        raise ValueError(f"no sentences for language {language!r}; have {LANGUAGES}")
+    split = "train" if split == "val" else split
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    phrases, frames, vocab = _intl.PHRASES[language][split], _intl.TEMPLATES[language][split], nouns(language, split)
+    kind = rng.random()
+    if kind < 0.5:
+        return _pick(rng, phrases)
+    if kind < 0.85:
+        return _fill(rng, frames, vocab)
+    return _pick(rng, phrases) + " " + _fill(rng, frames, vocab)
+
+
+def _fill(rng: np.random.Generator, frames: tuple[str, ...], vocab: tuple[str, ...]) -> str:
+    frame = _pick(rng, frames)
+    text = frame.format(*(_pick(rng, vocab) for _ in range(frame.count("{}"))))
+    return text[0].upper() + text[1:]
+
+
+def language_sentences(language: str, n: int, seed: int, split: str = "train") -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [sentence_in(rng, language, split) for _ in range(n)]
+
+
+def probe_sentence(language: str) -> str:
+    """A short sentence with p/b/m in `language` (tests and voice probes)."""
+    return _intl.BILABIAL[language]
+
+

@@ -5,7 +5,7 @@
 
 Steps, each with its own progress bar:
 
-1. data: the trained real speakers' prompts are forced-aligned once into WORK/realspeech
+1. data: the trained real speakers' prompts are forced-aligned once into build/realspeech
    (`export.lipsync.realspeech`, PocketSphinx), then `export.lipsync.data` synthesizes the
    dataset (espeak-ng voices, Festival voices, those real prompts, a share of each re-spoken
    by another WORLD voice; never the evaluation voices, `export.lipsync.voicesets`) into
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.fresh or not _dataset_matches(data_dir, n, a.seed):
         from export.lipsync import voicesets  # noqa: PLC0415
 
-        real = [] if a.no_real else voicesets.real_training(a.work / "realspeech")
+        real = [] if a.no_real else voicesets.real_training()
         if a.tiny:
             real = real[:4]
         print(f"data: {len(real)} real training prompts ({sum(len(u.audio) for u in real) / 16000 / 60:.1f} min)")

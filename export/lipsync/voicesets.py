@@ -55,7 +55,22 @@ SYNTHETIC: tuple[EvalVoice, ...] = (
     EvalVoice("espeak:en-029+norbert", "espeak", "en-029+norbert", "espeak", "m", "heldout"),
     EvalVoice("flite:awb", "flite", "awb", "flite-cg", "m", "heldout"),
     EvalVoice("flite:rms", "flite", "rms", "flite-cg", "m", "heldout"),
+    EvalVoice("festival:pc_diphone", "festival", "pc_diphone", "festival-diphone", "m", "train", "it"),
+    EvalVoice("festival:msu_ru_nsh_clunits", "festival", "msu_ru_nsh_clunits", "festival-clunits", "m", "train",
+              "ru"),
+    EvalVoice("festival:lp_diphone", "festival", "lp_diphone", "festival-diphone", "f", "heldout", "it"),
+    EvalVoice("festival:suo_fi_lj_diphone", "festival", "suo_fi_lj_diphone", "festival-diphone", "f", "heldout",
+              "fi"),
+    EvalVoice("festival:upc_ca_ona_hts", "festival", "upc_ca_ona_hts", "festival-hts", "f", "heldout", "ca"),
 )
+
+# Festival voices the training data speaks with, and how often (weights within the Festival share): kal
+# (English) most, then one voice of each other language — male ones, plus Czech dita so that one female
+# synthetic voice is trained; the Russian one is unit selection from real recordings. Never lp_diphone,
+# suo_fi_lj_diphone or upc_ca_ona_hts (held out above), nor the reserved voices.
+FESTIVAL_TRAINING = {"kal_diphone": 0.4, "pc_diphone": 0.12, "czech_machac": 0.12, "czech_dita": 0.12,
+                     "hy_fi_mv_diphone": 0.12, "msu_ru_nsh_clunits": 0.12}
+assert not set(FESTIVAL_TRAINING) & {v.voice for v in SYNTHETIC if v.role == "heldout"}
 
 
 @dataclass
@@ -83,12 +98,14 @@ def _synthesize(v: EvalVoice, texts: list[str]) -> list[synth.Utterance]:
     raise ValueError(f"unknown engine {v.engine!r}")
 
 
+def festival_language(voice: str) -> str:
+    return synth.voice_info(f"festival:{voice}").language
+
+
 def _texts(v: EvalVoice, n: int) -> list[str]:
     """Held-out sentences (never in training) in the voice's language, the same for every voice of a language."""
     rng = np.random.default_rng([7, sum(map(ord, v.language))])
-    if v.language == "en":
-        return [sentences.sentence(rng, "heldout") for _ in range(n)]
-    return [sentences.foreign_sentence(rng, v.language, "heldout") for _ in range(n)]
+    return [sentences.sentence_in(rng, v.language, "heldout") for _ in range(n)]
 
 
 def _save(path: Path, utts: list[EvalUtterance]) -> None:
@@ -107,17 +124,19 @@ def available(v: EvalVoice) -> bool:
     if v.engine == "flite":
         return synth.flite_available(v.voice)
     if v.engine == "festival":
-        check = getattr(synth, "festival_voice_available", None)
-        return check(v.voice) if check else v.voice == "kal_diphone" and synth.festival_available()
+        return synth.festival_available(v.voice)
     return synth.espeak_available()
 
 
 def synthetic_voices() -> tuple[EvalVoice, ...]:
-    return SYNTHETIC + tuple(getattr(synth, "EVAL_FESTIVAL_VOICES", ()))
+    return SYNTHETIC
 
 
-def evaluation_set(cache: Path, per_voice: int, progress: bool = True) -> list[EvalUtterance]:
-    """Every evaluation voice's utterances, synthesized (or aligned) once into `cache`."""
+def evaluation_set(cache: Path, per_voice: int, progress: bool = True,
+                   real_cache: Path | None = None) -> list[EvalUtterance]:
+    """Every evaluation voice's utterances, synthesized once into `cache`; the real ones aligned once into
+    `real_cache` (default REAL_CACHE, shared with training)."""
+    real_cache = real_cache or REAL_CACHE
     from tqdm import tqdm
 
     out: list[EvalUtterance] = []
@@ -132,7 +151,7 @@ def evaluation_set(cache: Path, per_voice: int, progress: bool = True) -> list[E
             _save(path, [EvalUtterance(v.name, v.family, v.gender, v.role, "synthetic", u.text, u.audio,
                                        np.array(u.phonemes, dtype="<U4"), u.starts, u.ends) for u in utts])
         out += _load(path, v, "synthetic")
-    out += real_evaluation(cache, progress)
+    out += real_evaluation(real_cache, progress)
     return out
 
 
@@ -143,16 +162,16 @@ def real_evaluation(cache: Path, progress: bool = True) -> list[EvalUtterance]:
 
     out = []
     for info in realspeech.corpora():
-        if not info.available:
+        if not info.installed():
             print(f"real speech {info.name} is not installed ({info.package}): skipped", file=sys.stderr)
             continue
-        utts = realspeech.load(info.name, cache / "real", progress=progress)
+        utts = realspeech.load(info.name, cache, progress=progress)
         if info.name in REAL_TRAIN_CORPORA:
             _, utts = realspeech.split(utts, REAL_HELDOUT_FRAC)
             role = "real-train-speaker"
         else:
             role = "real-heldout"
-        out += [EvalUtterance(f"real:{info.name}", "real", info.gender, role, "real", u.text, u.audio,
+        out += [EvalUtterance(info.voice, "real", info.gender[0], role, "real", u.text, u.audio,
                               np.array(u.phonemes, dtype="<U4"), u.starts, u.ends) for u in utts]
     return out
 
@@ -161,15 +180,20 @@ def real_evaluation(cache: Path, progress: bool = True) -> list[EvalUtterance]:
 # other corpus is a held-out speaker.
 REAL_TRAIN_CORPORA = ("allison",)
 REAL_HELDOUT_FRAC = 0.2
+# Where the real recordings are aligned once (PocketSphinx takes minutes): training and the benchmark share it.
+REAL_CACHE = Path(__file__).resolve().parents[2] / "build" / "realspeech"
 
 
-def real_training(cache: Path, progress: bool = True) -> list[synth.Utterance]:
+def real_training(cache: Path | None = None, progress: bool = True) -> list[synth.Utterance]:
     """The aligned training prompts of the trained real speakers."""
     from export.lipsync import realspeech
 
+    cache = cache or REAL_CACHE
     out: list[synth.Utterance] = []
     for info in realspeech.corpora():
-        if info.name in REAL_TRAIN_CORPORA and info.available:
+        if info.name in REAL_TRAIN_CORPORA and info.installed():
             train, _ = realspeech.split(realspeech.load(info.name, cache, progress=progress), REAL_HELDOUT_FRAC)
             out += train
+        elif info.name in REAL_TRAIN_CORPORA:
+            print(f"real speech {info.name} is not installed ({info.package}): training without it", file=sys.stderr)
     return out
