@@ -201,3 +201,38 @@ def test_reserved_material_is_refused():
     for path in ("/usr/share/festival/voices/us/cmu_us_slt_arctic_hts", "/x/site-packages/praatio/examples/a.wav"):
         with pytest.raises(rs.ReservedDataError):
             rs.check_path(path)
+
+
+@needs_testdata
+def test_alignment_does_not_depend_on_the_previous_one():
+    """PocketSphinx's front end keeps a noise estimate between utterances; align() resets it."""
+    audio = rs._read_wav(L0930)
+    first = al.align(audio, L0930_TEXT)
+    al.align(rs._read_wav(LIBRIVOX / "sense_and_sensibility_01_austen_64kb-0870.wav"), L0870_TEXT)
+    again = al.align(audio, L0930_TEXT)
+    assert again.phonemes == first.phonemes and np.array_equal(again.starts, first.starts)
+
+
+@pytest.mark.skipif(not any(c.name == "alsa" and c.installed() for c in rs.corpora()),
+                    reason="Debian package alsa-utils (its speaker-test voice) not installed")
+def test_small_corpus_loads_with_metadata(tmp_path):
+    utts = rs.load("alsa", tmp_path, progress=False)
+    assert len(utts) + len(rs.failures("alsa", tmp_path)) == 8
+    assert utts and all(u.voice == "real:alsa_en" for u in utts)
+    left = [u for u in utts if u.text == "front left"]
+    assert left and [p for p in left[0].phonemes if p != ph.SIL] == "F R AH N T L EH F T".split()
+    manifest = (tmp_path / "alsa" / "manifest.json").read_text()
+    assert "GPL-2" in manifest and "alsa-utils" in manifest
+
+
+@pytest.mark.skipif(not Path(rs.WZ2100_DATA).exists(), reason="Debian package warzone2100-data not installed")
+def test_warzone_sources_pair_audio_with_text():
+    tut = list(rs._SOURCES["wz2100_tutorial"]())
+    assert len(tut) >= 40
+    key, read, text = tut[0]
+    assert key == "tut1" and text.startswith("In this training session")
+    audio = read()
+    assert audio.dtype == np.int16 and 1.0 < len(audio) / SAMPLE_RATE < 10.0
+    console = dict((k, t) for k, _, t in rs._SOURCES["wz2100_console"]())
+    assert console["pcv357"] == "Research Completed" and len(console) >= 150
+    assert not set(console) & {k for k, _, _ in rs._SOURCES["wz2100_pilots"]()}

