@@ -58,3 +58,12 @@ ensure_venv() {
     touch "$stamp"
   fi
 }
+
+# What the lip-sync training and its benchmark speak with: espeak-ng, Festival (kal and the voices of five more
+# languages), flite, and real recordings with their texts (Asterisk's Allison prompts; the held-out real speakers
+# of pocketsphinx-testdata, alsa-utils, klettres-data, ktuberling-data, tuxpaint-stamps-default and
+# warzone2100-data). Never festvox-us-slt-hts or festvox-kdlpc16k: they are reserved for independent evaluation.
+LIPSYNC_VOICE_PACKAGES=(espeak-ng wamerican festival festvox-kallpc16k flite festvox-itapc16k festvox-italp16k
+  festvox-ca-ona-hts festvox-czech-dita festvox-czech-machac festvox-suopuhe-lj festvox-suopuhe-mv festvox-ru
+  asterisk-core-sounds-en asterisk-core-sounds-en-g722 pocketsphinx-testdata alsa-utils)
+LIPSYNC_HELDOUT_SPEECH_PACKAGES=(klettres-data ktuberling-data tuxpaint-stamps-default warzone2100-data)

@@ -8,10 +8,7 @@ cd "$(dirname "$0")/.."
 # festival (kal voice) and wamerican (word list) feed the lip-sync data generator the tests run; flite and
 # the other Festival voices are the lip sync's other synthesizers (training and held-out evaluation voices);
 # the Asterisk prompts (Allison, with their texts) and pocketsphinx-testdata are real speech with transcripts.
-ensure_system_packages espeak-ng chromium fonts-dejavu-core festival festvox-kallpc16k wamerican \
-  flite festvox-itapc16k festvox-italp16k festvox-ca-ona-hts festvox-czech-dita festvox-czech-machac \
-  festvox-suopuhe-lj festvox-suopuhe-mv festvox-ru \
-  asterisk-core-sounds-en asterisk-core-sounds-en-g722 pocketsphinx-testdata alsa-utils
+ensure_system_packages chromium fonts-dejavu-core "${LIPSYNC_VOICE_PACKAGES[@]}"
 # The train extra brings torch (a local CPU build): the tests run a tiny version of the model training.
 ensure_venv "dev,train"
 exec .venv/bin/python -m pytest -ra "$@"
