@@ -20,6 +20,9 @@ Metrics per voice, as the issue defines them:
   first such frame's centre − the closure's start (|·| median, ms).
 * **median lip_press on p/b/m**: per closure the highest `lip_press` in that
   window; the median over closures.
+* **false presses** (printed, not an issue criterion): the share of speech frames farther
+  than 80 ms from every p/b/m on which `lip_press` ≥ 0.5 — a face that pressed all the
+  time would pass the closure metric.
 * **open vowels**: per AA/AE/AH/AY/AW segment (viseme `aa`), the highest returned
   `jaw_open` within ±40 ms; the median over segments.
 * **jaw r**: Pearson between the returned `jaw_open` and the coarticulation
@@ -73,8 +76,9 @@ REAL_MIN = {"speakers": 2, "female": 1, "closures": 60}
 # is printed but says little about the model. Every held-out real speaker counts towards "closures in all".
 JUDGED_MIN_CLOSURES = 20
 SYNTH_MIN = {"voices": 6, "families": 3, "female": 2}
-METRICS = ("pbm_closed", "onset_ms", "pbm_press_median", "open_jaw_peak", "jaw_r", "viseme_acc", "group_acc")
-LOWER_IS_BETTER = frozenset({"onset_ms"})
+METRICS = ("pbm_closed", "onset_ms", "pbm_press_median", "false_press", "open_jaw_peak", "jaw_r", "viseme_acc",
+           "group_acc")
+LOWER_IS_BETTER = frozenset({"onset_ms", "false_press"})
 
 
 def frame_centres(n_frames: int, fps: float) -> np.ndarray:
@@ -111,6 +115,21 @@ def closure_events(art: np.ndarray, closures: list[tuple[float, float]], fps: fl
     return out
 
 
+def false_presses(art: np.ndarray, phonemes, starts, ends, closures: list[tuple[float, float]],
+                  fps: float) -> tuple[int, int]:
+    """(frames pressed, frames) over speech frames farther than 80 ms from every bilabial: a mouth that closes
+    where no p/b/m is would pass the closure metric by pressing all the time."""
+    centres = frame_centres(len(art), fps)
+    speech = np.zeros(len(centres), bool)
+    for p, s, e in zip(phonemes, starts, ends):
+        if str(p) != ph.SIL:
+            speech |= (centres >= s) & (centres < e)
+    far = speech.copy()
+    for s, e in closures:
+        far &= ~((centres >= s - 2 * WINDOW_S) & (centres <= e + 2 * WINDOW_S))
+    return int(np.sum(art[far, PRESS] >= PRESS_CLOSED)), int(np.sum(far))
+
+
 def open_vowel_peaks(art: np.ndarray, vowels: list[tuple[float, float]], fps: float) -> list[float]:
     centres = frame_centres(len(art), fps)
     peaks = []
@@ -137,6 +156,8 @@ class VoiceResult:
     utterances: int = 0
     seconds: float = 0.0
     events: list = field(default_factory=list)
+    false_pressed: int = 0
+    far_frames: int = 0
     vowel_peaks: list = field(default_factory=list)
     jaw_r: list = field(default_factory=list)
     vis_pred: list = field(default_factory=list)
@@ -153,6 +174,7 @@ class VoiceResult:
             "pbm_closed": float(np.mean(closed)) if closed else None,
             "onset_ms": float(np.median(onsets)) if onsets else None,
             "pbm_press_median": float(np.median([e["peak"] for e in self.events])) if self.events else None,
+            "false_press": float(self.false_pressed / self.far_frames) if self.far_frames else None,
             "open_vowels": len(self.vowel_peaks),
             "open_jaw_peak": float(np.median(self.vowel_peaks)) if self.vowel_peaks else None,
             "jaw_r": float(np.mean(self.jaw_r)) if self.jaw_r else None,
@@ -180,7 +202,11 @@ def evaluate_voices(utterances, fps: float, make_lipsync, progress: bool = True)
         tgt = co.targets(phones, u.starts, u.ends, n_hops, rng, style=style)
         r.utterances += 1
         r.seconds += len(u.audio) / 16000
-        r.events += closure_events(s.articulation, runs(phones, u.starts, u.ends, BILABIALS), fps)
+        closures = runs(phones, u.starts, u.ends, BILABIALS)
+        r.events += closure_events(s.articulation, closures, fps)
+        pressed, far = false_presses(s.articulation, phones, u.starts, u.ends, closures, fps)
+        r.false_pressed += pressed
+        r.far_frames += far
         r.vowel_peaks += open_vowel_peaks(s.articulation, runs(phones, u.starts, u.ends, OPEN_VOWELS), fps)
         jr = pearson(s.articulation[:, JAW], tgt.articulation[hops, 0])
         if jr is not None:
@@ -300,7 +326,7 @@ def _cell(x, pct: bool = False) -> str:
 
 def report(rows: list[dict], verdict: dict, rendered: dict | None = None) -> None:
     head = (f"{'voice':<26} {'family':<17} {'sex':>3} {'utts':>4} {'p/b/m':>5} {'closed':>8} {'onset':>6} "
-            f"{'press':>6} {'aa jaw':>6} {'jaw r':>6} {'visemes':>8} {'groups':>8}")
+            f"{'press':>6} {'false':>7} {'aa jaw':>6} {'jaw r':>6} {'visemes':>8} {'groups':>8}")
     sections = (("training voices", "train"), ("same speaker as a training voice", "same-speaker"),
                 ("held-out synthetic voices", "heldout"), ("real speech, a trained speaker's held-out prompts",
                                                            "real-train-speaker"),
@@ -314,11 +340,12 @@ def report(rows: list[dict], verdict: dict, rendered: dict | None = None) -> Non
             onset = f"{r['onset_ms']:.0f}" if r["onset_ms"] is not None else "—"
             print(f"{r['voice'][:26]:<26} {r['family'][:17]:<17} {r['gender']:>3} {r['utterances']:>4} "
                   f"{r['closures']:>5} {_cell(r['pbm_closed'], True):>8} {onset:>6} {_cell(r['pbm_press_median']):>6} "
+                  f"{_cell(r['false_press'], True):>7} "
                   f"{_cell(r['open_jaw_peak']):>6} {_cell(r['jaw_r']):>6} {_cell(r['viseme_acc'], True):>8} "
                   f"{_cell(r['group_acc'], True):>8}")
     print("\ngap: training voices' mean vs the worst held-out voice (synthetic or real)")
     for key, g in verdict["gap"].items():
-        pct = key in ("pbm_closed", "viseme_acc", "group_acc")
+        pct = key in ("pbm_closed", "false_press", "viseme_acc", "group_acc")
         print(f"  {key:<17} train {_cell(g['train_mean'], pct):>8}   worst held-out {_cell(g['worst_heldout'], pct):>8}"
               f"  ({g['worst_voice']})")
     if rendered is not None:

@@ -144,10 +144,24 @@ def test_a_closure_counts_only_when_the_face_presses_within_40_ms():
     assert not lv.closure_events(art, closures, fps)[0]["closed"]
 
 
+def test_a_face_that_presses_all_the_time_is_caught_by_false_presses():
+    fps = 25.0
+    art = _art(25)
+    art[:, lv.PRESS] = 1.0
+    phones, starts, ends = ["sil", "AA", "P", "AA", "sil"], [0.0, 0.1, 0.44, 0.5, 0.9], [0.1, 0.44, 0.5, 0.9, 1.0]
+    closures = lv.runs(phones, starts, ends, lv.BILABIALS)
+    assert lv.closure_events(art, closures, fps)[0]["closed"]
+    pressed, far = lv.false_presses(art, phones, starts, ends, closures, fps)
+    assert far > 10 and pressed == far  # every speech frame away from the p is pressed
+    art[:, lv.PRESS] = 0.0
+    assert lv.false_presses(art, phones, starts, ends, closures, fps)[0] == 0
+
+
 def test_the_verdict_judges_the_worst_heldout_voice_not_the_mean():
     def row(voice, role, kind, gender, closed, family="f1"):
         return {"voice": voice, "family": family, "gender": gender, "role": role, "kind": kind, "closures": 40,
-                "pbm_closed": closed, "onset_ms": 10.0, "pbm_press_median": 0.9, "open_jaw_peak": 0.5,
+                "pbm_closed": closed, "onset_ms": 10.0, "pbm_press_median": 0.9, "false_press": 0.01,
+                "open_jaw_peak": 0.5,
                 "jaw_r": 0.8, "viseme_acc": 0.9, "group_acc": 0.9}
 
     rows = [row("t", "train", "synthetic", "m", 1.0), row("r1", "real-heldout", "real", "f", 0.99),
