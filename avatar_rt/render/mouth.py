@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from avatar_rt.avatar import landmarks as lm
+from avatar_rt.render.mouth_synth import InteriorParts, place, similarity
 
 # The cavity is dark down to the lower lip and the tongue lies low and in shade: a lip-red cavity floor or a
 # bright tongue reads as more lower lip, so the open jaw looked less open than it was (MediaPipe put the lower
@@ -30,31 +31,45 @@ SEAM_FROM = 0.5  # the seam fades in over the second half of the closure (0 = re
 
 
 class MouthInterior:
-    def __init__(self, reference: np.ndarray, rest: np.ndarray, iod: float):
+    def __init__(self, reference: np.ndarray, rest: np.ndarray, iod: float, photo: np.ndarray | None = None,
+                 photo_rest: np.ndarray | None = None):
+        """`photo`/`photo_rest`: the photo before its parted lips were closed (rest_mouth.py), whose own
+        teeth the opening mouth shows; None when the reference is the photo as it was."""
         self.reference = reference
         self.iod = iod
         self.size = reference.shape[0]
         self._upper = np.array(lm.LIPS_INNER_UPPER)
         rest_poly = lm.inner_mouth_polygon(rest)
         self._rest_poly = rest_poly
-        mask = np.zeros(reference.shape[:2], dtype=np.uint8)
-        cv2.fillPoly(mask, [np.round(rest_poly * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-        # An open reference mouth (a smile with teeth) splits where the upper
+        self._rest_area = float(cv2.contourArea(rest_poly.astype(np.float32)))
+        teeth_image = reference if photo is None else photo
+        teeth_rest = rest if photo_rest is None else photo_rest[:, :2].astype(np.float32)
+        # An open mouth in the photo (a smile with teeth) splits where the upper
         # teeth end: above rides with the skull, below with the jaw.
+        src_poly = lm.inner_mouth_polygon(teeth_rest)
+        mask = np.zeros(reference.shape[:2], dtype=np.uint8)
+        cv2.fillPoly(mask, [np.round(src_poly * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
         ys = np.arange(reference.shape[0], dtype=np.float32)[:, None]
         xs = np.arange(reference.shape[1], dtype=np.float32)
-        up, low = rest[list(lm.LIPS_INNER_UPPER)], rest[list(lm.LIPS_INNER_LOWER)]
+        up, low = teeth_rest[list(lm.LIPS_INNER_UPPER)], teeth_rest[list(lm.LIPS_INNER_LOWER)]
         top = np.interp(xs, up[:, 0], up[:, 1])
         bottom = np.interp(xs, low[:, 0], low[:, 1])
-        split = top + self._teeth_edge(reference, up, low) * (bottom - top)
+        split = top + self._teeth_edge(teeth_image, up, low) * (bottom - top)
         upper_half = ys < split[None, :]
+        self._teeth_image = teeth_image
         self._rest_masks = (np.where(upper_half, mask, 0).astype(np.uint8),
                             np.where(upper_half, 0, mask).astype(np.uint8))
-        self._rest_area = float(cv2.contourArea(rest_poly.astype(np.float32)))
+        # Where the photo's own teeth sit at rest: the upper set with the skull (the rest upper lip), the
+        # lower set where the photo's lower lip was (closing the lips moved the jaw, and them, up).
+        self._teeth_anchor = (rest[list(lm.LIPS_INNER_UPPER[1:-1])], teeth_rest[list(lm.LIPS_INNER_LOWER[1:-1])])
         self._lower = np.array(lm.LIPS_INNER_LOWER)
         self._rest_lips = (rest[self._upper], rest[self._lower])
         mouth_w = float(np.linalg.norm(rest[lm.MOUTH_CORNERS[1]] - rest[lm.MOUTH_CORNERS[0]]))
-        self._synth_teeth = self._rest_area < 0.04 * mouth_w**2  # the reference shows no teeth of its own
+        src_area = float(cv2.contourArea(src_poly.astype(np.float32)))
+        self._synth_teeth = src_area < 0.04 * mouth_w**2  # the photo shows no teeth of its own
+        self._parts = InteriorParts(reference, rest, iod)
+        self._edges_rest = (rest[list(lm.LIPS_INNER_UPPER[1:-1])].astype(np.float64),
+                            rest[list(lm.LIPS_INNER_LOWER[1:-1])].astype(np.float64))
         self._margin = int(np.ceil(0.1 * iod)) + 2
         # The interior shows only as far as the lips have parted beyond rest: spreading, shifting or pressing
         # closed lips must not paint a cavity sliver along the lip line (it also misleads face trackers).
@@ -154,37 +169,53 @@ class MouthInterior:
         cv2.fillPoly(mask, [np.round(local).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
         alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None] * (show / 255.0)
 
-        # Cavity: darker at the top, where the palate shadows it.
-        t = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None, None]
-        interior = np.broadcast_to(CAVITY_TOP_BGR + t * (CAVITY_BOTTOM_BGR - CAVITY_TOP_BGR), (h, w, 3)).copy()
-        lower_mid = points[lm.LIPS_INNER_LOWER[5]] - np.array([x0, y0])
-        upper_mid = points[lm.LIPS_INNER_UPPER[5]] - np.array([x0, y0])
-        opening = float(lower_mid[1] - upper_mid[1])
-        mouth_w = float(np.linalg.norm(points[lm.MOUTH_CORNERS[1]] - points[lm.MOUTH_CORNERS[0]]))
-        if opening > 2:
-            centre = (int(round(lower_mid[0] * 16)), int(round((lower_mid[1] + TONGUE_DROP * opening) * 16)))
-            axes = (int(round(0.3 * mouth_w * 16)), int(round(max(1.0, TONGUE_HEIGHT * opening) * 16)))
-            cv2.ellipse(interior, centre, axes, 0, 180, 360, TONGUE_BGR, -1, cv2.LINE_AA, shift=4)
-        if self._synth_teeth and opening > 1:
-            # A reference with closed lips has no teeth of its own to show: draw
-            # the upper row on the skull and the lower row on the jaw.
-            depth = (0.07 + 0.05 * teeth_show) * self.iod
-            for edge, sign in ((upper_teeth, 1.0), (lower_teeth, -1.0)):
-                e = edge - np.array([x0, y0])
-                band = np.concatenate([e - np.array([0, sign * 0.03 * self.iod]), e[::-1] + np.array([0, sign * depth])])
-                cv2.fillPoly(interior, [np.round(band * 16).astype(np.int32)], TEETH_BGR, cv2.LINE_AA, shift=4)
-
-        # Soften the drawn shapes (inside a mouth nothing has a hard edge), then lay the real teeth on top.
-        interior = cv2.GaussianBlur(interior, (3, 3), 0)
-        # The reference's own open-mouth pixels: the upper part with the skull, the lower with the jaw.
-        for teeth, rest_lips, rest_mask in zip((upper_teeth, lower_teeth), self._rest_lips, self._rest_masks):
-            shift = (teeth - rest_lips[1:-1]).mean(axis=0)
-            m = np.float32([[1, 0, shift[0] - x0], [0, 1, shift[1] - y0]])
-            ref_patch = cv2.warpAffine(self.reference, m, (w, h), flags=cv2.INTER_LINEAR,
-                                       borderMode=cv2.BORDER_REPLICATE)
-            ref_alpha = cv2.warpAffine(rest_mask, m, (w, h), flags=cv2.INTER_LINEAR)
-            ref_alpha = ref_alpha.astype(np.float32)[..., None] / 255.0
-            interior = ref_alpha * ref_patch + (1 - ref_alpha) * interior
-
+        interior = self._interior(points, poly, upper_teeth, lower_teeth, mask, x0, y0, w, h)
         region = frame[y0:y1, x0:x1]
-        region[:] = (alpha * interior + (1 - alpha) * region).astype(np.uint8)
+        region[:] = np.clip(alpha * interior + (1 - alpha) * region, 0, 255).astype(np.uint8)
+
+    def _interior(self, points: np.ndarray, poly: np.ndarray, upper_teeth: np.ndarray, lower_teeth: np.ndarray,
+                  mask: np.ndarray, x0: int, y0: int, w: int, h: int) -> np.ndarray:
+        """The mouth's inside over the ROI (h, w, 3) float32: cavity, tongue, teeth, shading."""
+        parts = self._parts
+        origin = np.array([x0, y0], np.float64)
+        # Cavity: darker at the top (the palate's shadow) and the further from the lips (depth).
+        t = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None, None]
+        interior = np.empty((h, w, 3), np.float32)
+        interior[:] = parts.cavity_top + t * (parts.cavity_bottom - parts.cavity_top)
+        opening = float(np.max(self._gaps(points)))
+        depth = cv2.GaussianBlur(mask.astype(np.float32) * (1.0 / 255.0), (0, 0), max(1.0, 0.3 * opening))
+        interior *= (1.0 - 0.5 * depth)[..., None]
+        n = parts.cavity_noise
+        ny, nx = y0 % max(1, n.shape[0] - h), x0 % max(1, n.shape[1] - w)
+        interior += n[ny:ny + h, nx:nx + w, None] if n.shape[0] >= h and n.shape[1] >= w else 0.0
+        m_up = similarity(self._edges_rest[0], upper_teeth.astype(np.float64))
+        m_low = similarity(self._edges_rest[1], lower_teeth.astype(np.float64))
+        layers = [(parts.tongue_sprite, m_low, 0.35)]
+        if self._synth_teeth:
+            layers += [(parts.lower, m_low, 0.3), (parts.upper, m_up, 0.15)]
+        for sprite, m, shade in layers:
+            colour, a = place(sprite, m, origin, (h, w))
+            colour *= (1.0 - shade * depth)[..., None]
+            a = a[..., None]
+            interior = a * colour + (1 - a) * interior
+        if not self._synth_teeth:
+            # The photo's own open-mouth pixels: the upper part with the skull, the lower with the jaw.
+            for teeth, anchor, rest_mask in zip((upper_teeth, lower_teeth), self._teeth_anchor, self._rest_masks):
+                shift = (teeth - anchor).mean(axis=0)
+                m = np.float32([[1, 0, shift[0] - x0], [0, 1, shift[1] - y0]])
+                ref_patch = cv2.warpAffine(self._teeth_image, m, (w, h), flags=cv2.INTER_LINEAR,
+                                           borderMode=cv2.BORDER_REPLICATE)
+                ref_alpha = cv2.warpAffine(rest_mask, m, (w, h), flags=cv2.INTER_LINEAR)
+                ref_alpha = ref_alpha.astype(np.float32)[..., None] / 255.0
+                interior = ref_alpha * ref_patch + (1 - ref_alpha) * interior
+        # Into shadow towards the corners, and just under the upper lip.
+        xs = np.arange(x0, x0 + w, dtype=np.float64)
+        centre = 0.5 * (points[lm.MOUTH_CORNERS[0], 0] + points[lm.MOUTH_CORNERS[1], 0])
+        half = max(1.0, 0.5 * abs(points[lm.MOUTH_CORNERS[1], 0] - points[lm.MOUTH_CORNERS[0], 0]))
+        corner = 1.0 - 0.55 * np.clip(np.abs(xs - centre) / half, 0, 1) ** 3
+        up = points[list(lm.LIPS_INNER_UPPER)]
+        top = np.interp(xs, up[:, 0], up[:, 1]) - y0
+        below = np.arange(h, dtype=np.float64)[:, None] - top[None, :]
+        lip_shadow = 1.0 - 0.3 * np.exp(-np.clip(below, 0, None) / max(1.0, 0.025 * self.iod))
+        interior *= (corner[None, :] * lip_shadow).astype(np.float32)[..., None]
+        return interior
