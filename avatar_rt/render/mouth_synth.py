@@ -40,6 +40,7 @@ CROWN_MM = 9.0  # crown height drawn (most of it behind the lips)
 GUM_MM = 4.0  # gum above the upper crowns
 GAP_MM = 0.3  # between neighbouring crowns
 SUPER = 4  # supersampling of the drawing
+CAVITY_GRAIN = 2.6  # grey levels
 
 
 @dataclass
@@ -120,7 +121,8 @@ class InteriorParts:
         self.lower = self._row(upper=False)
         self.tongue_sprite = self._tongue()
         size = int(np.ceil(4 * self.half_width + 8 * mm)) + 8
-        self.cavity_noise = self._noise((size, size), self.grain)
+        # The grain over the whole interior; never below CAVITY_GRAIN (a dark cavity still shows sensor noise).
+        self.cavity_noise = self._noise((size, size), max(self.grain, CAVITY_GRAIN))
 
     def _line_y(self, x: np.ndarray) -> np.ndarray:
         return np.interp(x, self._up_line[:, 0], self._up_line[:, 1])
@@ -191,7 +193,7 @@ class InteriorParts:
                 self._crown(colour, alpha, origin, min(slot_l, slot_r), max(slot_l, slot_r), y_top, y_bot, upper,
                             angle, canine=(k == 2), dim=0.55)
                 self._crown(colour, alpha, origin, left, right, y_top, y_bot, upper, angle, canine=(k == 2))
-        return self._finish(colour, alpha, origin, 0.8 * self.grain)
+        return self._finish(colour, alpha, origin, 0.5 * self.grain)
 
     def _crown(self, colour, alpha, origin, left, right, y_top, y_bot, upper, angle, canine, dim=1.0) -> None:
         S = SUPER
@@ -251,7 +253,7 @@ class InteriorParts:
         shade = (0.7 + 0.5 * lit) * groove * side
         colour[:] = self.tongue[None, None, :] * shade[..., None]
         alpha[:] = inside.astype(np.float32)
-        return self._finish(colour, alpha, origin, self.grain)
+        return self._finish(colour, alpha, origin, 0.5 * self.grain)
 
 
 def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
