@@ -9,7 +9,7 @@ lips are closed:
 1. the mouth interior (teeth, the dark gap) is replaced by lip texture, each
    half continued from its own lip by reflection across the inner lip edge, so
    no tooth pixel is left to leak between the lips;
-2. the lips are moved together with the renderer's own dense warp: the upper
+2. the lips are moved together by an exact piecewise-affine warp of the face mesh: the upper
    lip comes down a third of the gap and the lower lip (carried by the jaw,
    which does most of a real closure) up the rest, the skin around them
    following with a falloff, the mouth corners held;
@@ -37,9 +37,13 @@ PARTED_GAP_IOD = 0.03
 UPPER_SHARE = 0.35  # of the gap closed by the upper lip; the lower lip, carried by the jaw, closes the rest
 UPPER_RADIUS_IOD = 0.3  # how far around the upper lip the skin follows it
 LOWER_RADIUS_IOD = 0.7  # … and around the lower lip (the chin comes up with the jaw)
+REFLECT_PX = 3.0
+EDGE_MARGIN_PX = 1.0
+CONTACT_PX = 1.5  # half-height of the band re-blended along the contact line
 EDGE_PX = 1.5  # the reflection line sits this far inside each lip: the edge pixels are half tooth
 MAX_EDGE_IOD = 0.05  # the lip's true inner edge is looked for this far beyond MediaPipe's contour
 SEAM_DARKNESS = 0.5  # the contact line's darkest share of the lip colour (at the corners)
+MET_GAP_PX = 0.3  # the closed lips' inner contours, this far apart
 MOUTH_RESTS = ("closed", "photo")
 
 
@@ -84,7 +88,12 @@ def closed_landmarks(points: np.ndarray) -> np.ndarray:
                                              np.concatenate([upper, corners]))
     out = points.astype(np.float32).copy()
     out[:, :2] += move.astype(np.float32)
-    out[low_in, :2] = out[up_in, :2]  # exactly met (the two spreads leave float dust)
+    # Met, a hair apart: the warp's mesh is a Delaunay triangulation of the landmarks, which keeps one of two
+    # coincident points, and the jaw must still move the lower lip's own inner edge (closed photos read
+    # 0.001 IOD apart in MediaPipe, too).
+    out[low_in, :2] = out[up_in, :2] + np.array([0.0, MET_GAP_PX], np.float32)
+    if out.shape[1] > 2:  # met in depth as well: the rig presses lips together in 3D
+        out[low_in, 2] = out[up_in, 2]
     return out
 
 
@@ -142,9 +151,24 @@ def snap_inner_lips(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     out = points.copy()
     xs_all = points[list(lm.LIPS_INNER_UPPER), 0]
     xs = np.arange(np.floor(xs_all.min()), np.ceil(xs_all.max()) + 1, dtype=np.float64)
-    edges = lip_edges(image, points, xs)
-    for ids, edge in ((lm.LIPS_INNER_UPPER[1:-1], edges[0]), (lm.LIPS_INNER_LOWER[1:-1], edges[1])):
+    up_edge, low_edge = lip_edges(image, points, xs)
+    # A pixel further into each lip: the edge pixels themselves are part tooth or shadow, and the closure
+    # puts them side by side on the contact line, where they showed as light and dark specks.
+    edges = (up_edge - EDGE_MARGIN_PX, low_edge + EDGE_MARGIN_PX)
+    bodies = lm.lip_bodies(points)
+    for ids, edge, outer, inner, body in ((lm.LIPS_INNER_UPPER[1:-1], edges[0], lm.LIPS_OUTER_UPPER,
+                                           lm.LIPS_INNER_UPPER, bodies[0]),
+                                          (lm.LIPS_INNER_LOWER[1:-1], edges[1], lm.LIPS_OUTER_LOWER,
+                                           lm.LIPS_INNER_LOWER, bodies[1])):
+        # The points inside the lip keep their place across its (now thinner) thickness, so none is left
+        # in the opening, where closing it would fold the mesh.
+        bx = points[body, 0].astype(np.float64)
+        y_out = _contour_y(points, outer, bx)
+        y_in = _contour_y(points, inner, bx)
+        f = np.clip((points[body, 1] - y_out) / np.where(np.abs(y_in - y_out) < 1e-6, 1e-6, y_in - y_out), 0, 1)
         out[list(ids), 1] = np.interp(points[list(ids), 0], xs, edge)
+        y_new = _contour_y(out, inner, bx)
+        out[body, 1] = y_out + f * (y_new - y_out)
     return out
 
 
@@ -166,7 +190,9 @@ def fill_interior(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     low = _contour_y(points, lm.LIPS_INNER_LOWER, xs)[None, :]
     meet = up + UPPER_SHARE * (low - up)
     top_edge, bottom_edge = up - EDGE_PX, low + EDGE_PX
-    src_y = np.where(ys < meet, 2 * top_edge - ys, 2 * bottom_edge - ys)
+    # Mirrored no further than REFLECT_PX into each lip: a thin lip mirrored further brings the skin beyond it.
+    src_y = np.where(ys < meet, top_edge - np.minimum(ys - top_edge, REFLECT_PX),
+                     bottom_edge + np.minimum(bottom_edge - ys, REFLECT_PX))
     src_x = np.broadcast_to(xs[None, :], src_y.shape)
     filled = cv2.remap(image, src_x.astype(np.float32), src_y.astype(np.float32), cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_REPLICATE)
@@ -176,6 +202,33 @@ def fill_interior(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     region = out[y0:y1, x0:x1].astype(np.float32)
     out[y0:y1, x0:x1] = np.clip(alpha * filled + (1 - alpha) * region, 0, 255).astype(np.uint8)
     return out
+
+
+def _blend_contact(image: np.ndarray, points: np.ndarray) -> None:
+    """The pixels on the line where the lips now meet, replaced by a vertical blend of the lip just above
+    and just below it: whatever was left there (a tooth's edge, a speck of shadow) reads as a fleck."""
+    line = points[list(lm.LIPS_INNER_UPPER), :2].astype(np.float64)
+    x0, x1 = int(np.ceil(line[:, 0].min())), int(np.floor(line[:, 0].max())) + 1
+    if x1 - x0 < 2:
+        return
+    xs = np.arange(x0, x1, dtype=np.float64)
+    y_mid = _contour_y(points, lm.LIPS_INNER_UPPER, xs) + 0.5 * MET_GAP_PX
+    ys = np.arange(int(np.floor(y_mid.min() - CONTACT_PX)), int(np.ceil(y_mid.max() + CONTACT_PX)) + 1)
+    h, w = image.shape[:2]
+    ys = ys[(ys >= 0) & (ys < h)]
+    if len(ys) == 0:
+        return
+    img = image.astype(np.float32)
+    above = cv2.remap(img, xs[None, :].astype(np.float32), (y_mid - CONTACT_PX - 1)[None, :].astype(np.float32),
+                      cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+    below = cv2.remap(img, xs[None, :].astype(np.float32), (y_mid + CONTACT_PX + 1)[None, :].astype(np.float32),
+                      cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+    d = (ys[:, None] - y_mid[None, :]) / (CONTACT_PX + 1)  # -1 … 1 across the band
+    t = np.clip(0.5 + 0.5 * d, 0, 1)[..., None]
+    blend = (1 - t) * above[None] + t * below[None]
+    weight = np.clip(1.5 - np.abs(d) * 1.5, 0, 1)[..., None]  # full on the line, fading out at the band's edge
+    region = img[ys[0]:ys[-1] + 1, x0:x1]
+    image[ys[0]:ys[-1] + 1, x0:x1] = np.clip(weight * blend + (1 - weight) * region, 0, 255).astype(np.uint8)
 
 
 def _draw_seam(image: np.ndarray, points: np.ndarray, iod: float) -> None:
@@ -199,22 +252,64 @@ def _draw_seam(image: np.ndarray, points: np.ndarray, iod: float) -> None:
     image[y0:y1, x0:x1] = np.clip(region * shade[..., None], 0, 255).astype(np.uint8)
 
 
+def mesh_warp(image: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """`image` warped so that landmarks at `source` move to `target`, exactly: each triangle of the face
+    mesh (the renderer's, with its still anchors around the face) maps affinely onto its moved self.
+
+    The renderer's per-frame map inverts its field with one fixed-point step, which is right for the small
+    motions of speech but smears a closure of 0.2 IOD over lips a few pixels thick (the lips came out
+    doubled); this runs once per portrait, so it can afford the exact inverse.
+    """
+    from avatar_rt.render.warp import LocalField
+
+    field = LocalField(source[:, :2].astype(np.float32), image.shape[0])
+    src_v = field.vertices.astype(np.float64)
+    dst_v = src_v.copy()
+    dst_v[: field.num_moving] = target[: field.num_moving, :2]
+    moved = np.abs(dst_v - src_v).max(axis=1) > 1e-3
+    tris = field.triangles[moved[field.triangles].any(axis=1)]
+    corners = dst_v[tris.reshape(-1)]
+    x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 1
+    x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 2
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    ids = np.full((y1 - y0, x1 - x0), -1, np.int32)
+    for t, tri in enumerate(tris):
+        if abs(np.cross(dst_v[tri[1]] - dst_v[tri[0]], dst_v[tri[2]] - dst_v[tri[0]])) < 1e-6:
+            continue  # collapsed (the closed opening): nothing of it shows
+        cv2.fillConvexPoly(ids, np.round((dst_v[tri] - [x0, y0]) * 16).astype(np.int32), int(t), cv2.LINE_8, shift=4)
+    # Pixels on the collapsed line (between two triangles' rasterised edges) take a neighbour's triangle:
+    # left alone they would show whatever the photo had there.
+    for shift in (1, -1, 1, -1):
+        holes = ids < 0
+        if not holes.any():
+            break
+        neighbour = np.roll(ids, shift, axis=0)
+        ids = np.where(holes & (neighbour >= 0), neighbour, ids)
+    affines = np.zeros((len(tris), 2, 3))
+    for t, tri in enumerate(tris):
+        a = np.hstack([dst_v[tri], np.ones((3, 1))])
+        if abs(np.linalg.det(a)) > 1e-9:
+            affines[t] = np.linalg.solve(a, src_v[tri]).T
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    inside = ids >= 0
+    m = affines[np.where(inside, ids, 0)]
+    map_x = np.where(inside, m[..., 0, 0] * xs + m[..., 0, 1] * ys + m[..., 0, 2], xs).astype(np.float32)
+    map_y = np.where(inside, m[..., 1, 0] * xs + m[..., 1, 1] * ys + m[..., 1, 2], ys).astype(np.float32)
+    out = image.copy()
+    out[y0:y1, x0:x1] = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
 def close_rest_mouth(portrait: Portrait) -> Portrait:
     """The portrait with its parted lips closed (unchanged when they already meet); the photo is kept."""
-    from avatar_rt.render.warp import DenseWarp
-
     if portrait.photo is not None or not is_parted(portrait.landmarks):
         return portrait
     iod = portrait.inter_ocular
     points = snap_inner_lips(portrait.image, portrait.landmarks)
     target = closed_landmarks(points)
-    filled = fill_interior(portrait.image, points)
-    rest = points[:, :2].astype(np.float32)
-    warp = DenseWarp(rest, portrait.size, float(rest[lm.CHIN, 1]), iod)
-    identity = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
-    map_x, map_y = warp.backward_map(target[:, :2], identity)
-    image = portrait.image.copy()
-    image[: warp.rows] = cv2.remap(filled, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    image = mesh_warp(fill_interior(portrait.image, points), points, target)
+    _blend_contact(image, target)
     _draw_seam(image, target, iod)
     return dataclasses.replace(portrait, image=image, landmarks=target, photo=portrait.image,
                                photo_landmarks=portrait.landmarks)

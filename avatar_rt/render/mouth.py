@@ -60,7 +60,7 @@ class MouthInterior:
         # Feathered a pixel: the photo's teeth fade into the synthesized cavity instead of ending on a cut.
         self._rest_masks = tuple(cv2.GaussianBlur(m, (0, 0), 1.0) for m in (
             np.where(upper_half, mask, 0).astype(np.uint8), np.where(upper_half, 0, mask).astype(np.uint8)))
-        self._soften = max(0.7, 0.008 * iod)
+        self._soften = max(0.5, 0.008 * iod)  # px: about what a camera and a resize leave at this face size
         # Where the photo's own teeth sit at rest: the upper set with the skull (the rest upper lip), the
         # lower set where the photo's lower lip was (closing the lips moved the jaw, and them, up).
         self._teeth_anchor = (rest[list(lm.LIPS_INNER_UPPER[1:-1])], teeth_rest[list(lm.LIPS_INNER_LOWER[1:-1])])
@@ -186,10 +186,10 @@ class MouthInterior:
         interior[:] = parts.cavity_top + t * (parts.cavity_bottom - parts.cavity_top)
         opening = float(np.max(self._gaps(points)))
         depth = cv2.GaussianBlur(mask.astype(np.float32) * (1.0 / 255.0), (0, 0), max(1.0, 0.3 * opening))
-        interior *= (1.0 - 0.5 * depth)[..., None]
+        interior *= (1.0 - 0.6 * depth)[..., None]
         m_up = similarity(self._edges_rest[0], upper_teeth.astype(np.float64))
         m_low = similarity(self._edges_rest[1], lower_teeth.astype(np.float64))
-        layers = [(parts.tongue_sprite, m_low, 0.35)]
+        layers = [(parts.throat, m_up, 0.3), (parts.palate, m_up, 0.2), (parts.tongue_sprite, m_low, 0.3)]
         if self._synth_teeth:
             layers += [(parts.lower, m_low, 0.3), (parts.upper, m_up, 0.15)]
         for sprite, m, shade in layers:

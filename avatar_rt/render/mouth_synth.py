@@ -110,8 +110,8 @@ class InteriorParts:
         self.lip = lip_bgr(image, rest)
         self.gum = np.clip(self.lip * np.array([0.95, 0.92, 1.12], np.float32) + 12, 0, 255)
         self.tongue = np.clip(self.lip * np.array([0.72, 0.68, 0.92], np.float32), 0, 255)
-        self.cavity_top = np.clip(self.lip * 0.30, 10, 90)
-        self.cavity_bottom = np.clip(self.lip * 0.42, 14, 110)
+        self.cavity_top = np.clip(self.lip * 0.34, 12, 100)
+        self.cavity_bottom = np.clip(self.lip * 0.6, 18, 130)
         self._rng = np.random.default_rng(seed)
         up = rest[list(lm.LIPS_INNER_UPPER), :2].astype(np.float64)
         self.centre_x = float((rest[lm.MOUTH_CORNERS[0], 0] + rest[lm.MOUTH_CORNERS[1], 0]) / 2)
@@ -120,6 +120,8 @@ class InteriorParts:
         self.upper = self._row(upper=True)
         self.lower = self._row(upper=False)
         self.tongue_sprite = self._tongue()
+        self.palate = self._palate()
+        self.throat = self._throat()
         size = int(np.ceil(4 * self.half_width + 8 * mm)) + 8
         # The grain over the whole interior; never below CAVITY_GRAIN (a dark cavity still shows sensor noise).
         self.cavity_noise = self._noise((size, size), max(self.grain, CAVITY_GRAIN))
@@ -231,12 +233,58 @@ class InteriorParts:
         region_c[:] = a[..., None] * base + (1 - a[..., None]) * region_c
         region_a[:] = np.maximum(region_a, a)
 
+    def _palate(self) -> Sprite:
+        """The roof of the mouth behind the upper teeth: lit just behind them, with the transverse ridges
+        (rugae), fading into the dark of the throat."""
+        mm = self.mm
+        half = 0.9 * self.half_width
+        line = self._line_y(np.array([self.centre_x]))[0]
+        top, depth = line + 1.5 * mm, 7.0 * mm
+        origin, colour, alpha = self._canvas(self.centre_x - half - 2, top - 2, self.centre_x + half + 2,
+                                             top + depth + 2)
+        S = SUPER
+        h, w = alpha.shape
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        u = (xx - (self.centre_x - origin[0]) * S) / (half * S)
+        # Follow the lip line's curve across the mouth, so the palate's edge parallels the teeth.
+        xs_img = origin[0] + (np.arange(w, dtype=np.float64) + 0.5) / S
+        bend = ((self._line_y(xs_img) - line) * S).astype(np.float32)[None, :]
+        v = (yy - (top - origin[1]) * S - bend) / (depth * S)  # 0 behind the teeth, 1 deep
+        ridges = 1.0 + 0.22 * np.cos(2 * np.pi * v * 4.5) * np.clip(1 - v * 1.4, 0, 1)
+        light = np.clip(1 - v, 0, 1) ** 1.5 * (1 - 0.5 * u**2)
+        colour[:] = (self.lip * 0.7)[None, None, :] * (light * ridges)[..., None]
+        alpha[:] = (np.clip(1 - v, 0, 1) * (np.abs(u) <= 1) * (v >= 0)).astype(np.float32)
+        return self._finish(colour, alpha, origin, 0.5 * self.grain)
+
+    def _throat(self) -> Sprite:
+        """The back of the mouth, seen only when the jaw drops far: the soft palate's arch, the uvula
+        hanging from it, the dark of the throat around it."""
+        mm = self.mm
+        half = 0.55 * self.half_width
+        line = self._line_y(np.array([self.centre_x]))[0]
+        top, bottom = line + 2.0 * mm, line + 17.0 * mm
+        origin, colour, alpha = self._canvas(self.centre_x - half - 2, top - 2, self.centre_x + half + 2, bottom + 2)
+        S = SUPER
+        h, w = alpha.shape
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        cx = (self.centre_x - origin[0]) * S
+        y_mm = (yy / S + origin[1] - line) / mm  # mm below the rest lip line
+        u = (xx - cx) / (half * S)
+        wall = 0.5 * np.clip(1 - ((y_mm - 9.5) / 7.5) ** 2 - u**2, 0, 1) ** 0.5
+        throat = np.exp(-(u / 0.45) ** 2 - ((y_mm - 11.5) / 4.0) ** 2)  # the dark opening behind the arch
+        x_mm = (xx - cx) / (S * mm)
+        uvula = np.exp(-(x_mm / 1.4) ** 4 - ((y_mm - 7.0) / 2.6) ** 4)
+        shade = (0.55 * (1 - 0.8 * throat) * (0.7 + 0.3 * wall / 0.5)) * (1 - uvula) + 0.75 * uvula
+        colour[:] = self.lip[None, None, :] * shade[..., None]
+        alpha[:] = np.clip(np.maximum(wall * 2.0, uvula), 0, 1)
+        return self._finish(colour, alpha, origin, 0.5 * self.grain)
+
     def _tongue(self) -> Sprite:
         mm = self.mm
-        half = 0.62 * self.half_width
+        half = 0.8 * self.half_width
         line = float(self._line_y(np.array([self.centre_x]))[0])
-        top = line - 4.5 * mm
-        height = 14 * mm
+        top = line - 9.0 * mm
+        height = 18 * mm
         origin, colour, alpha = self._canvas(self.centre_x - half - 2, top - 2, self.centre_x + half + 2,
                                              top + height + 2)
         S = SUPER
@@ -250,7 +298,10 @@ class InteriorParts:
         lit = np.clip(-v, 0, 1)  # the top surface catches the light
         groove = 1.0 - 0.18 * np.exp(-(u / 0.08) ** 2) * lit
         side = 1.0 - 0.45 * u**2
-        shade = (0.7 + 0.5 * lit) * groove * side
+        # The surface is rough (papillae): a fine bumpy texture, about a millimetre across.
+        bumps = cv2.GaussianBlur(self._rng.standard_normal((h, w)).astype(np.float32), (0, 0), 0.35 * mm * S)
+        bumps *= 0.22 / max(1e-6, float(bumps.std()))
+        shade = (0.7 + 0.5 * lit) * groove * side * (1.0 + bumps)
         colour[:] = self.tongue[None, None, :] * shade[..., None]
         alpha[:] = inside.astype(np.float32)
         return self._finish(colour, alpha, origin, 0.5 * self.grain)
