@@ -311,5 +311,21 @@ def close_rest_mouth(portrait: Portrait) -> Portrait:
     image = mesh_warp(fill_interior(portrait.image, points), points, target)
     _blend_contact(image, target)
     _draw_seam(image, target, iod)
-    return dataclasses.replace(portrait, image=image, landmarks=target, photo=portrait.image,
+    return dataclasses.replace(portrait, image=image, landmarks=_measure(image, target), photo=portrait.image,
                                photo_landmarks=portrait.landmarks)
+
+
+def _measure(image: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The closed portrait's landmarks as MediaPipe reads them, like any reference's: the rig's rest is then
+    what a face tracker sees in the frame (the warp's targets sat 2 % IOD from that on the lips). The
+    targets stand in if the face is not found again, and for the inner lips if MediaPipe reads them apart."""
+    from avatar_rt.avatar.reference import detect_faces
+
+    faces = detect_faces(np.ascontiguousarray(image[:, :, ::-1]))
+    if not faces:
+        return target
+    nose = target[lm.NOSE_TIP, :2]
+    found = min(faces, key=lambda f: float(np.linalg.norm(f[lm.NOSE_TIP, :2] - nose)))
+    if is_parted(found) or np.abs(found[:, :2] - target[:, :2]).max() > 0.25 * lm.inter_ocular(target):
+        return target
+    return found.astype(np.float32)
