@@ -35,6 +35,7 @@ from avatar_rt.avatar.reference import Portrait
 # ≤ 0.01 (tests/data/portraits: 0.000 and 0.001); the parted ones read 0.12–0.28.
 PARTED_GAP_IOD = 0.03
 UPPER_SHARE = 0.35  # of the gap closed by the upper lip; the lower lip, carried by the jaw, closes the rest
+UPPER_OUTER_FOLLOW = 0.4  # share of the upper lip's closing move its outer edge makes
 UPPER_RADIUS_IOD = 0.3  # how far around the upper lip the skin follows it
 LOWER_RADIUS_IOD = 0.7  # … and around the lower lip (the chin comes up with the jaw)
 REFLECT_PX = 3.0
@@ -82,7 +83,11 @@ def closed_landmarks(points: np.ndarray) -> np.ndarray:
     lower = np.array(low_in + low_out)
     face = xy[: lm.NUM_FACE_LANDMARKS]
     move = np.zeros_like(xy)
-    move[: lm.NUM_FACE_LANDMARKS] += _spread(face, upper, np.concatenate([d_up, d_up]), UPPER_RADIUS_IOD * iod,
+    # The upper lip relaxes as it comes down: its inner edge goes all the way, its outer edge part of it, so
+    # a lip stretched thin by a smile fills out again (kept as thin, it was a line a pixel or two thick that
+    # the per-frame warp could not move cleanly).
+    move[: lm.NUM_FACE_LANDMARKS] += _spread(face, upper, np.concatenate([d_up, UPPER_OUTER_FOLLOW * d_up]),
+                                             UPPER_RADIUS_IOD * iod,
                                              np.concatenate([lower, corners]))
     move[: lm.NUM_FACE_LANDMARKS] += _spread(face, lower, np.concatenate([d_low, d_low]), LOWER_RADIUS_IOD * iod,
                                              np.concatenate([upper, corners]))
@@ -146,22 +151,16 @@ def lip_edges(image: np.ndarray, points: np.ndarray, xs: np.ndarray) -> tuple[np
     return up, low
 
 
-def snap_inner_lips(image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """The landmarks with the inner-lip points moved onto the lips' true inner edges (see lip_edges)."""
+def move_inner_lips(points: np.ndarray, xs: np.ndarray, upper_y: np.ndarray, lower_y: np.ndarray) -> np.ndarray:
+    """The landmarks with the inner-lip contours moved to the curves (xs, upper_y) and (xs, lower_y); the
+    points inside each lip keep their place across its thickness, so none is left in the opening (where
+    closing it would fold the mesh) or on the other lip's side of the line."""
     out = points.copy()
-    xs_all = points[list(lm.LIPS_INNER_UPPER), 0]
-    xs = np.arange(np.floor(xs_all.min()), np.ceil(xs_all.max()) + 1, dtype=np.float64)
-    up_edge, low_edge = lip_edges(image, points, xs)
-    # A pixel further into each lip: the edge pixels themselves are part tooth or shadow, and the closure
-    # puts them side by side on the contact line, where they showed as light and dark specks.
-    edges = (up_edge - EDGE_MARGIN_PX, low_edge + EDGE_MARGIN_PX)
     bodies = lm.lip_bodies(points)
-    for ids, edge, outer, inner, body in ((lm.LIPS_INNER_UPPER[1:-1], edges[0], lm.LIPS_OUTER_UPPER,
+    for ids, edge, outer, inner, body in ((lm.LIPS_INNER_UPPER[1:-1], upper_y, lm.LIPS_OUTER_UPPER,
                                            lm.LIPS_INNER_UPPER, bodies[0]),
-                                          (lm.LIPS_INNER_LOWER[1:-1], edges[1], lm.LIPS_OUTER_LOWER,
+                                          (lm.LIPS_INNER_LOWER[1:-1], lower_y, lm.LIPS_OUTER_LOWER,
                                            lm.LIPS_INNER_LOWER, bodies[1])):
-        # The points inside the lip keep their place across its (now thinner) thickness, so none is left
-        # in the opening, where closing it would fold the mesh.
         bx = points[body, 0].astype(np.float64)
         y_out = _contour_y(points, outer, bx)
         y_in = _contour_y(points, inner, bx)
@@ -170,6 +169,16 @@ def snap_inner_lips(image: np.ndarray, points: np.ndarray) -> np.ndarray:
         y_new = _contour_y(out, inner, bx)
         out[body, 1] = y_out + f * (y_new - y_out)
     return out
+
+
+def snap_inner_lips(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The landmarks with the inner-lip points moved onto the lips' true inner edges (see lip_edges)."""
+    xs_all = points[list(lm.LIPS_INNER_UPPER), 0]
+    xs = np.arange(np.floor(xs_all.min()), np.ceil(xs_all.max()) + 1, dtype=np.float64)
+    up_edge, low_edge = lip_edges(image, points, xs)
+    # A pixel further into each lip: the edge pixels themselves are part tooth or shadow, and the closure
+    # puts them side by side on the contact line, where they showed as light and dark specks.
+    return move_inner_lips(points, xs, up_edge - EDGE_MARGIN_PX, low_edge + EDGE_MARGIN_PX)
 
 
 def fill_interior(image: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -316,9 +325,11 @@ def close_rest_mouth(portrait: Portrait) -> Portrait:
 
 
 def _measure(image: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """The closed portrait's landmarks as MediaPipe reads them, like any reference's: the rig's rest is then
-    what a face tracker sees in the frame (the warp's targets sat 2 % IOD from that on the lips). The
-    targets stand in if the face is not found again, and for the inner lips if MediaPipe reads them apart."""
+    """The closed portrait's landmarks as MediaPipe reads them, like any reference's (the warp's targets sat
+    2 % IOD from that on the lips, and the rig's rest should be what a face tracker sees), except the inner
+    lips: those are put on the contact line drawn in the image, where an opening mouth must part (MediaPipe
+    reads closed inner lips a pixel or two off it, crossing here and there, which tore the line into a
+    ragged edge as the jaw opened). The targets stand in if the face is not found again."""
     from avatar_rt.avatar.reference import detect_faces
 
     faces = detect_faces(np.ascontiguousarray(image[:, :, ::-1]))
@@ -326,6 +337,11 @@ def _measure(image: np.ndarray, target: np.ndarray) -> np.ndarray:
         return target
     nose = target[lm.NOSE_TIP, :2]
     found = min(faces, key=lambda f: float(np.linalg.norm(f[lm.NOSE_TIP, :2] - nose)))
-    if is_parted(found) or np.abs(found[:, :2] - target[:, :2]).max() > 0.25 * lm.inter_ocular(target):
+    if np.abs(found[:, :2] - target[:, :2]).max() > 0.25 * lm.inter_ocular(target):
         return target
-    return found.astype(np.float32)
+    line = target[list(lm.LIPS_INNER_UPPER), :2].astype(np.float64)
+    xs = np.arange(np.floor(line[:, 0].min()) - 2, np.ceil(line[:, 0].max()) + 3, dtype=np.float64)
+    seam = np.interp(xs, line[:, 0], line[:, 1])
+    out = move_inner_lips(found.astype(np.float32), xs, seam, seam + MET_GAP_PX)
+    out[list(lm.LIPS_INNER_LOWER[1:-1]), 2] = out[list(lm.LIPS_INNER_UPPER[1:-1]), 2]
+    return out

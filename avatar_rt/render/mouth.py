@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from avatar_rt.avatar import landmarks as lm
-from avatar_rt.render.mouth_synth import InteriorParts, place, similarity
+from avatar_rt.render.mouth_synth import InteriorParts, over, similarity
 
 # The cavity is dark down to the lower lip and the tongue lies low and in shade: a lip-red cavity floor or a
 # bright tongue reads as more lower lip, so the open jaw looked less open than it was (MediaPipe put the lower
@@ -69,7 +69,7 @@ class MouthInterior:
         mouth_w = float(np.linalg.norm(rest[lm.MOUTH_CORNERS[1]] - rest[lm.MOUTH_CORNERS[0]]))
         src_area = float(cv2.contourArea(src_poly.astype(np.float32)))
         self._synth_teeth = src_area < 0.04 * mouth_w**2  # the photo shows no teeth of its own
-        self._parts = InteriorParts(reference, rest, iod)
+        self._parts = InteriorParts(reference, rest, iod, teeth=self._synth_teeth)
         self._edges_rest = (rest[list(lm.LIPS_INNER_UPPER[1:-1])].astype(np.float64),
                             rest[list(lm.LIPS_INNER_LOWER[1:-1])].astype(np.float64))
         self._margin = int(np.ceil(0.1 * iod)) + 2
@@ -181,23 +181,28 @@ class MouthInterior:
         parts = self._parts
         origin = np.array([x0, y0], np.float64)
         # Cavity: darker at the top (the palate's shadow) and the further from the lips (depth).
-        t = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None, None]
-        interior = np.empty((h, w, 3), np.float32)
-        interior[:] = parts.cavity_top + t * (parts.cavity_bottom - parts.cavity_top)
+        t = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
         opening = float(np.max(self._gaps(points)))
         depth = cv2.GaussianBlur(mask.astype(np.float32) * (1.0 / 255.0), (0, 0), max(1.0, 0.3 * opening))
-        interior *= (1.0 - 0.6 * depth)[..., None]
-        m_up = similarity(self._edges_rest[0], upper_teeth.astype(np.float64))
-        m_low = similarity(self._edges_rest[1], lower_teeth.astype(np.float64))
-        layers = [(parts.throat, m_up, 0.3), (parts.palate, m_up, 0.2), (parts.tongue_sprite, m_low, 0.3)]
+        interior = (parts.cavity_top + (t * (1.0 - 0.45 * depth))[..., None] * (parts.cavity_bottom - parts.cavity_top)
+                    ).astype(np.float32) * (1.0 - 0.45 * depth)[..., None]
+        maps = {"upper": similarity(self._edges_rest[0], upper_teeth.astype(np.float64)),
+                "lower": similarity(self._edges_rest[1], lower_teeth.astype(np.float64))}
+        for group, bgra, layer_origin in parts.layers:
+            over(interior, bgra, layer_origin, maps[group], origin)
+        # Into shadow towards the corners and just under the upper lip; the drawn parts with depth too.
+        xs = np.arange(x0, x0 + w, dtype=np.float32)
+        centre = 0.5 * (points[lm.MOUTH_CORNERS[0], 0] + points[lm.MOUTH_CORNERS[1], 0])
+        half = max(1.0, 0.5 * abs(points[lm.MOUTH_CORNERS[1], 0] - points[lm.MOUTH_CORNERS[0], 0]))
+        corner = 1.0 - 0.55 * np.clip(np.abs(xs - centre) / half, 0, 1) ** 3
+        up = points[list(lm.LIPS_INNER_UPPER)]
+        top = np.interp(xs, up[:, 0], up[:, 1]).astype(np.float32) - y0
+        below = np.arange(h, dtype=np.float32)[:, None] - top[None, :]
+        shade = corner[None, :] * (1.0 - 0.3 * np.exp(-np.clip(below, 0, None) / max(1.0, 0.025 * self.iod)))
         if self._synth_teeth:
-            layers += [(parts.lower, m_low, 0.3), (parts.upper, m_up, 0.15)]
-        for sprite, m, shade in layers:
-            colour, a = place(sprite, m, origin, (h, w))
-            colour *= (1.0 - shade * depth)[..., None]
-            a = a[..., None]
-            interior = a * colour + (1 - a) * interior
-        if not self._synth_teeth:
+            interior *= (shade * (1.0 - 0.25 * depth))[..., None]
+        else:
+            interior *= (1.0 - 0.25 * depth)[..., None]
             # The photo's own open-mouth pixels: the upper part with the skull, the lower with the jaw.
             for teeth, anchor, rest_mask in zip((upper_teeth, lower_teeth), self._teeth_anchor, self._rest_masks):
                 shift = (teeth - anchor).mean(axis=0)
@@ -205,18 +210,9 @@ class MouthInterior:
                 ref_patch = cv2.warpAffine(self._teeth_image, m, (w, h), flags=cv2.INTER_LINEAR,
                                            borderMode=cv2.BORDER_REPLICATE)
                 ref_alpha = cv2.warpAffine(rest_mask, m, (w, h), flags=cv2.INTER_LINEAR)
-                ref_alpha = ref_alpha.astype(np.float32)[..., None] / 255.0
-                interior = ref_alpha * ref_patch + (1 - ref_alpha) * interior
-        # Into shadow towards the corners, and just under the upper lip.
-        xs = np.arange(x0, x0 + w, dtype=np.float64)
-        centre = 0.5 * (points[lm.MOUTH_CORNERS[0], 0] + points[lm.MOUTH_CORNERS[1], 0])
-        half = max(1.0, 0.5 * abs(points[lm.MOUTH_CORNERS[1], 0] - points[lm.MOUTH_CORNERS[0], 0]))
-        corner = 1.0 - 0.55 * np.clip(np.abs(xs - centre) / half, 0, 1) ** 3
-        up = points[list(lm.LIPS_INNER_UPPER)]
-        top = np.interp(xs, up[:, 0], up[:, 1]) - y0
-        below = np.arange(h, dtype=np.float64)[:, None] - top[None, :]
-        lip_shadow = 1.0 - 0.3 * np.exp(-np.clip(below, 0, None) / max(1.0, 0.025 * self.iod))
-        interior *= (corner[None, :] * lip_shadow).astype(np.float32)[..., None]
+                ref_alpha = ref_alpha.astype(np.float32)[..., None] * (1.0 / 255.0)
+                interior += ref_alpha * (ref_patch - interior)
+            interior *= shade[..., None]
         # As soft as the photo around it, then its grain (drawn edges are sharper and cleaner than a camera's:
         # benchmarks/mouth_quality.py measured 2-3x the gradient energy of the photo's own teeth without this).
         interior = cv2.GaussianBlur(interior, (0, 0), self._soften)

@@ -45,12 +45,39 @@ CAVITY_GRAIN = 2.6  # grey levels
 
 @dataclass
 class Sprite:
-    """A BGRA-like layer in rest-frame pixels: `colour` (h, w, 3) float32, `alpha` (h, w) float32,
-    with its top-left corner at `origin` (x, y) in the portrait."""
+    """A layer in rest-frame pixels: `colour` (h, w, 3) float32, `alpha` (h, w) float32, with its top-left
+    corner at `origin` (x, y) in the portrait. `bgra` is the same premultiplied, as the renderer resamples it
+    (one warp for colour and alpha, and no dark fringe where the layer's edge is resampled)."""
 
     colour: np.ndarray
     alpha: np.ndarray
     origin: np.ndarray
+
+    @property
+    def bgra(self) -> np.ndarray:
+        return np.dstack([self.colour * self.alpha[..., None], self.alpha]).astype(np.float32)
+
+
+def stack(layers: list[Sprite]) -> Sprite:
+    """Layers that move together, composited once (later ones on top) onto one canvas that holds them all."""
+    x0 = min(float(s.origin[0]) for s in layers)
+    y0 = min(float(s.origin[1]) for s in layers)
+    x1 = max(float(s.origin[0]) + s.alpha.shape[1] for s in layers)
+    y1 = max(float(s.origin[1]) + s.alpha.shape[0] for s in layers)
+    h, w = int(round(y1 - y0)), int(round(x1 - x0))
+    colour = np.zeros((h, w, 3), np.float32)
+    alpha = np.zeros((h, w), np.float32)
+    for s in layers:
+        ox, oy = int(round(s.origin[0] - x0)), int(round(s.origin[1] - y0))
+        sh, sw = s.alpha.shape
+        a = s.alpha[..., None]
+        region_c, region_a = colour[oy:oy + sh, ox:ox + sw], alpha[oy:oy + sh, ox:ox + sw]
+        # Straight alpha "over": the colour is the weighted mix of what each layer shows.
+        out_a = s.alpha + region_a * (1 - s.alpha)
+        mixed = (s.colour * a + region_c * (region_a * (1 - s.alpha))[..., None]) / np.maximum(out_a, 1e-6)[..., None]
+        region_c[:] = mixed
+        region_a[:] = out_a
+    return Sprite(colour, alpha, np.array([x0, y0]))
 
 
 def photo_grain(image: np.ndarray, points: np.ndarray) -> float:
@@ -99,7 +126,8 @@ def _arch(widths_mm: tuple[float, ...], mm: float) -> list[tuple[float, float, f
 class InteriorParts:
     """The once-per-portrait sprites and colours of a synthesized interior."""
 
-    def __init__(self, image: np.ndarray, rest: np.ndarray, iod: float, seed: int = 0):
+    def __init__(self, image: np.ndarray, rest: np.ndarray, iod: float, teeth: bool = True, seed: int = 0):
+        """`teeth`: draw teeth (False when the photo's own are shown)."""
         self.iod = iod
         mm = iod / MM_PER_IOD
         self.mm = mm
@@ -122,6 +150,13 @@ class InteriorParts:
         self.tongue_sprite = self._tongue()
         self.palate = self._palate()
         self.throat = self._throat()
+        # What the renderer moves per frame, premultiplied, in three warps: the back of the mouth with the
+        # skull, tongue and lower row with the jaw, the upper row with the skull in front of everything.
+        back = stack([self.throat, self.palate])
+        low = stack([self.tongue_sprite, self.lower] if teeth else [self.tongue_sprite])
+        self.layers = [("upper", back.bgra, back.origin), ("lower", low.bgra, low.origin)]
+        if teeth:
+            self.layers.append(("upper", self.upper.bgra, self.upper.origin))
         size = int(np.ceil(4 * self.half_width + 8 * mm)) + 8
         # The grain over the whole interior; never below CAVITY_GRAIN (a dark cavity still shows sensor noise).
         self.cavity_noise = self._noise((size, size), max(self.grain, CAVITY_GRAIN))
@@ -321,16 +356,14 @@ def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([r, t[:, None]]).astype(np.float32)
 
 
-def place(sprite: Sprite, m: np.ndarray, roi_origin: np.ndarray, shape: tuple[int, int]
-          ) -> tuple[np.ndarray, np.ndarray]:
-    """`sprite` moved by the image-space map `m` (2×3), resampled into an ROI at `roi_origin`: (colour, alpha)."""
-    # sprite-local → image (translate by origin) → moved → ROI-local
-    full = np.vstack([m.astype(np.float64), [0, 0, 1]])
-    to_img = np.array([[1, 0, sprite.origin[0]], [0, 1, sprite.origin[1]], [0, 0, 1]])
-    to_roi = np.array([[1, 0, -roi_origin[0]], [0, 1, -roi_origin[1]], [0, 0, 1]])
-    a = (to_roi @ full @ to_img)[:2].astype(np.float32)
-    h, w = shape
-    colour = cv2.warpAffine(sprite.colour, a, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    alpha = cv2.warpAffine(sprite.alpha, a, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                           borderValue=0)
-    return colour, alpha
+def over(interior: np.ndarray, bgra: np.ndarray, origin: np.ndarray, m: np.ndarray, roi_origin: np.ndarray) -> None:
+    """Composite a premultiplied layer (rest-frame, top-left at `origin`) moved by the image-space map `m`
+    (2×3) over `interior`, an ROI at `roi_origin`, in place."""
+    # layer-local → image (by origin) → moved by m → ROI-local, as one affine.
+    a = m.astype(np.float64).copy()
+    a[:, 2] += a[:, :2] @ origin - roi_origin
+    h, w = interior.shape[:2]
+    moved = cv2.warpAffine(bgra, a.astype(np.float32), (w, h), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    interior *= 1.0 - moved[..., 3:4]
+    interior += moved[..., :3]
