@@ -32,7 +32,9 @@ Criteria (issue 13):
     mouth's area (outer lip polygon): ≤ 2 %;
   * texture: the interior's mean gradient energy (Sobel gx² + gy², grey) over
     that of the teeth in the bundled photo (its own open mouth, 1 px in):
-    0.5–1.5.
+    0.5–1.5, on every pose;
+  * identity: with mouth_rest="photo" the rest render against the photo,
+    ≥ 40 dB PSNR (`id dB`; inf = bit-identical).
 """
 
 from __future__ import annotations
@@ -243,6 +245,17 @@ def interior_metrics(portrait: Portrait, reference_energy: float) -> dict:
     return out
 
 
+def identity_psnr(path: Path) -> float:
+    """Rest render with the photo's own expression kept (mouth_rest="photo") against the photo, dB."""
+    from avatar_rt.render.renderer import PortraitRenderer
+    from avatar_rt.rig.landmark_rig import LandmarkRig
+
+    photo = load(path, mouth_rest="photo")
+    frame = PortraitRenderer(photo).render(LandmarkRig(photo).pose(MotionParams()))
+    mse = float(np.mean((frame.astype(np.float64) - photo.image.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--utterances", type=int, default=6, help="held-out utterances (default 6)")
@@ -258,7 +271,8 @@ def main() -> int:
     driven = drive(utts, a.fps)
     ref_energy = teeth_energy_reference()
     m = machine()
-    result = {"benchmark": "mouth_quality", "machine": m, "utterances": [{"id": u.id, "voice": u.voice, "text": u.text}
+    result = {"benchmark": "mouth_quality", "machine": m, "poses": {k: {n: v for n, v in vars(p).items() if v}
+                                                                 for k, p in OPEN_POSES.items()}, "utterances": [{"id": u.id, "voice": u.voice, "text": u.text}
                                                                          for u in utts],
               "closures_per_portrait": sum(len(d["segments"]) for d in driven),
               "teeth_energy_reference": ref_energy, "portraits": {}}
@@ -270,7 +284,8 @@ def main() -> int:
         row = {"lips_closed_at_prepare": getattr(portrait, "photo", None) is not None,
                "model": speech_metrics(portrait, driven, a.fps, phones=False),
                "phones": speech_metrics(portrait, driven, a.fps, phones=True),
-               "interior": interior_metrics(portrait, ref_energy)}
+               "interior": interior_metrics(portrait, ref_energy),
+               "identity_psnr_photo_expression": identity_psnr(path)}
         inter = row["interior"].values()
         row["interior_worst"] = {"flat_share": max(v["flat_share"] for v in inter),
                                  "energy_ratio_min": min(v["energy_ratio"] for v in inter),
@@ -286,27 +301,31 @@ def main() -> int:
           f"<= {CLOSED_STRICT}); model = the lip-sync model's own lip_press, phones = lip_press 1 on the "
           "phones' frames")
     head = (f"{'portrait':<16}{'lip0':>5}{'silence gap':>12}{'p95':>7}{'close model':>12}{'<=.01':>6}"
-            f"{'close phones':>13}{'<=.01':>6}{'flat max':>9}{'energy':>12}")
+            f"{'close phones':>13}{'<=.01':>6}{'flat max':>9}{'energy':>12}{'id dB':>7}")
     print(head)
-    verdict = {"silence": True, "closure_model": True, "closure_phones": True, "flat": True, "energy": True}
+    verdict = {"silence": True, "closure_model": True, "closure_phones": True, "flat": True, "energy": True,
+               "identity": True}
     for name, r in result["portraits"].items():
         mo, ph, w = r["model"], r["phones"], r["interior_worst"]
         print(f"{name:<16}{'yes' if r['lips_closed_at_prepare'] else 'no':>5}{mo['silence_gap_mean']:>12.4f}"
               f"{mo['silence_gap_p95']:>7.3f}{mo['closed']:>6}/{mo['closures']:<3} {mo['closure_rate']:>4.0%}"
               f"{mo['closure_rate_strict']:>6.0%}"
               f"{ph['closed']:>6}/{ph['closures']:<3} {ph['closure_rate']:>4.0%}{ph['closure_rate_strict']:>6.0%}"
-              f"{w['flat_share']:>9.2%}{w['energy_ratio_min']:>6.2f}-{w['energy_ratio_max']:.2f}")
+              f"{w['flat_share']:>9.2%}{w['energy_ratio_min']:>6.2f}-{w['energy_ratio_max']:.2f}"
+              f"{r['identity_psnr_photo_expression']:>7.1f}")
         verdict["silence"] &= mo["silence_gap_mean"] <= GAP_TARGET
         verdict["closure_model"] &= mo["closure_rate"] >= CLOSURE_TARGET
         verdict["closure_phones"] &= ph["closure_rate"] >= CLOSURE_TARGET
         verdict["flat"] &= w["flat_share"] <= FLAT_TARGET
         verdict["energy"] &= ENERGY_RANGE[0] <= w["energy_ratio_min"] and w["energy_ratio_max"] <= ENERGY_RANGE[1]
+        verdict["identity"] &= r["identity_psnr_photo_expression"] >= 40.0
     result["verdict"] = verdict
     labels = {"silence": f"silence gap <= {GAP_TARGET} IOD on every portrait",
               "closure_model": "P/B/M closures >= 90 % (lip-sync model drives lip_press)",
               "closure_phones": "P/B/M closures >= 90 % (lip_press from espeak's phone timings)",
               "flat": f"no flat interior part > {FLAT_TARGET:.0%} of the mouth (local std < {FLAT_STD:g})",
-              "energy": f"interior gradient energy {ENERGY_RANGE[0]}-{ENERGY_RANGE[1]}x the photo's teeth"}
+              "energy": f"interior gradient energy {ENERGY_RANGE[0]}-{ENERGY_RANGE[1]}x the photo's teeth (every pose)",
+              "identity": "rest render = the photo (>= 40 dB) with the photo's own expression kept"}
     for k, ok in verdict.items():
         print(f"{'PASS' if ok else 'FAIL'}  {labels[k]}")
     if a.json:
