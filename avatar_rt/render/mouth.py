@@ -198,7 +198,7 @@ class MouthInterior:
         up = points[list(lm.LIPS_INNER_UPPER)]
         top = np.interp(xs, up[:, 0], up[:, 1]).astype(np.float32) - y0
         below = np.arange(h, dtype=np.float32)[:, None] - top[None, :]
-        shade = corner[None, :] * (1.0 - 0.3 * np.exp(-np.clip(below, 0, None) / max(1.0, 0.025 * self.iod)))
+        shade = corner[None, :] * (1.0 - 0.22 * np.exp(-np.clip(below, 0, None) / max(1.0, 0.025 * self.iod)))
         if self._synth_teeth:
             interior *= (shade * (1.0 - 0.25 * depth))[..., None]
         else:

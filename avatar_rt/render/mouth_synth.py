@@ -133,7 +133,7 @@ class InteriorParts:
         self.mm = mm
         self.grain = float(np.clip(photo_grain(image, rest), 1.5, 4.0))
         # Teeth: ivory, about as bright as the brightest skin (a highlight) in this photo's exposure.
-        self.teeth = np.clip(np.clip(white_level(image, rest), 140, 250) * np.array([0.78, 0.87, 0.92], np.float32),
+        self.teeth = np.clip(np.clip(white_level(image, rest), 140, 250) * np.array([0.84, 0.92, 0.96], np.float32),
                              0, 235)
         self.lip = lip_bgr(image, rest)
         self.gum = np.clip(self.lip * np.array([0.95, 0.92, 1.12], np.float32) + 12, 0, 255)
