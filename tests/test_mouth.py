@@ -173,3 +173,49 @@ def test_mouth_gallery_cli_takes_several_portraits(tmp_path):
                           "--avatar", str(DEFAULT_PORTRAIT), "--avatar", str(PORTRAITS / "hopper.jpg")],
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--sheet mouth" in bad.stderr
+
+
+def test_mouth_rest_is_a_per_avatar_static_edit(tmp_path):
+    """The setting a session bakes: the avatar store gives the photo's own expression back for
+    mouth_rest="photo", and an avatar restored from its stored analysis after a restart closes its lips
+    again (the analysis stored is the photo's, so both settings stay available)."""
+    import asyncio
+
+    from avatar_rt.edits.store import EditStore
+    from avatar_rt.server.avatars import AvatarStore
+
+    data = DEFAULT_PORTRAIT.read_bytes()
+
+    async def run():
+        store = AvatarStore(512, store=EditStore(tmp_path / "a.sqlite3"))
+        avatar = await store.add(data)
+        state = EditState().merged(parse_fields({"mouth_rest": "photo"}))
+        kept = await store.variant(avatar, state.attributes, state.appearance, state.static_key(), state.mouth_rest)
+        restored = await AvatarStore(512, store=EditStore(tmp_path / "a.sqlite3")).get_or_restore(avatar.avatar_id)
+        return avatar, kept, restored
+
+    avatar, kept, restored = asyncio.run(run())
+    assert avatar.portrait.photo is not None
+    rest = MotionParams()
+    kept_frame = kept.renderer.render(LandmarkRig(kept.portrait).pose(rest))
+    assert np.array_equal(kept_frame, avatar.portrait.photo)
+    assert gap_iod(kept_frame, kept.portrait.inter_ocular) > 0.08
+    assert restored.portrait.photo is not None
+    assert np.array_equal(restored.portrait.photo, avatar.portrait.photo)
+    restored_frame = restored.renderer.render(LandmarkRig(restored.portrait).pose(rest))
+    assert gap_iod(restored_frame, restored.portrait.inter_ocular) <= CLOSED_IOD
+
+
+def test_mouth_rest_over_http(server):
+    status, session = server.json("POST", "/v1/sessions", {})
+    assert status == 201, session
+    sid = session["session_id"]
+    try:
+        status, ack = server.json("POST", f"/v1/sessions/{sid}/edits", {"set": {"mouth_rest": "photo"}})
+        assert status == 200 and ack["state"]["mouth_rest"] == "photo", ack
+        status, err = server.json("POST", f"/v1/sessions/{sid}/edits", {"set": {"mouth_rest": "open"}})
+        assert status == 400 and "mouth_rest" in err["error"]["message"], err
+        status, ack = server.json("POST", f"/v1/sessions/{sid}/edits", {"set": {"mouth_rest": "closed"}})
+        assert status == 200 and ack["state"]["mouth_rest"] == "closed", ack
+    finally:
+        server.json("DELETE", f"/v1/sessions/{sid}")
