@@ -226,11 +226,5 @@ def write_contact_sheet(portrait: Portrait, path: Path,
         raise AvatarRtError(f"the contact sheet is written as PNG; name the output *.png (got {path})",
                             code="bad_output")
     sheet = contact_sheet(portrait, cases)
-    ok, buf = cv2.imencode(".png", sheet)
-    if not ok:
-        raise AvatarRtError(f"cannot encode the contact sheet for {path}", code="bad_output")
-    try:
-        path.write_bytes(buf.tobytes())
-    except OSError as exc:
-        raise AvatarRtError(f"cannot write {path}: {exc.strerror or exc}", code="bad_output") from exc
+    write_png(sheet, path)
     return sheet

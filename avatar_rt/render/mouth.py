@@ -1,12 +1,17 @@
 """The mouth interior, shown inside the deformed inner-lip contour.
 
-Where the reference's own mouth was already open (a smile with teeth), those
-pixels are kept and move with the upper lip — the teeth belong to the skull.
-Newly opened area shows a shaded cavity with a tongue, and, for a reference
-with closed lips, a band of upper teeth. Lips of an open reference pressed
-shut meet at a seam of lip colour instead of squeezing its teeth into a
-sliver. At rest the contour equals the reference's, so the frame is the
-reference unchanged.
+Where the photo's own mouth was open (a smile with teeth; kept in
+`Portrait.photo` when rest_mouth.py closed it for the rest pose), those pixels
+are the teeth: the part above the gap between the rows rides with the skull,
+the part below with the jaw. Everything else is the synthesized interior of
+mouth_synth.py — the back of the mouth and the palate with the skull, tongue
+and lower teeth with the jaw, the upper teeth (for a photo without teeth of its
+own) in front — over a cavity that darkens with depth, shaded into the corners
+and under the upper lip, softened to the photo's sharpness and given its grain.
+With the photo's own expression kept (mouth_rest="photo"), lips of an open
+reference pressed shut meet at a seam of lip colour instead of squeezing its
+teeth into a sliver. At rest the contour equals the reference's, so the frame
+is the reference unchanged.
 """
 
 from __future__ import annotations
@@ -17,15 +22,6 @@ import numpy as np
 from avatar_rt.avatar import landmarks as lm
 from avatar_rt.render.mouth_synth import InteriorParts, over, similarity
 
-# The cavity is dark down to the lower lip and the tongue lies low and in shade: a lip-red cavity floor or a
-# bright tongue reads as more lower lip, so the open jaw looked less open than it was (MediaPipe put the lower
-# lip 5 px high at jaw_open 0.5; benchmarks/rig_quality.py, 2.57 → 1.56 % IOD with these colours).
-CAVITY_TOP_BGR = np.array([22, 18, 40], dtype=np.float32)
-CAVITY_BOTTOM_BGR = np.array([24, 20, 48], dtype=np.float32)
-TONGUE_BGR = (48, 46, 100)
-TONGUE_DROP = 0.05  # the tongue's centre lies this share of the opening below the lower lip (its tip shows)
-TONGUE_HEIGHT = 0.25  # the visible tongue rises this share of the opening
-TEETH_BGR = (205, 214, 222)
 SEAM_DARKNESS = 0.45  # the line where pressed lips meet, as a share of the lip colour
 SEAM_FROM = 0.5  # the seam fades in over the second half of the closure (0 = rest gap, 1 = shut)
 
@@ -147,7 +143,8 @@ class MouthInterior:
 
     def composite(self, frame: np.ndarray, points: np.ndarray, upper_teeth: np.ndarray, lower_teeth: np.ndarray,
                   teeth_show: float = 0.0) -> None:
-        """`upper_teeth` ride with the skull and `lower_teeth` with the jaw (from the rig), not with the lips."""
+        """`upper_teeth` ride with the skull and `lower_teeth` with the jaw (from the rig), not with the lips.
+        (`teeth_show` parts the lips in the rig; the teeth themselves need nothing more from it.)"""
         poly = lm.inner_mouth_polygon(points)
         area = float(cv2.contourArea(poly.astype(np.float32)))
         if area <= self._rest_area + 1.0 and np.allclose(poly, self._rest_poly, atol=0.25):
