@@ -54,8 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         "render", help="render an audio file spoken by a portrait to an MP4, or a contact sheet of its motions",
         description="Render --audio spoken by the portrait to the MP4 -o; or, with --contact-sheet, write a PNG "
                     "grid of the portrait in labelled poses (rest, jaw, lips, blink, head pose, brows, gaze).")
-    render.add_argument("--avatar", type=Path, default=DEFAULT_PORTRAIT,
-                        help="portrait image (default: the bundled astronaut)")
+    render.add_argument("--avatar", type=Path, action="append",
+                        help="portrait image (default: the bundled astronaut); --sheet mouth takes several, one row "
+                             "each")
+    render.add_argument("--mouth-rest", choices=("closed", "photo"), default="closed",
+                        help="closed: parted lips in the photo are closed for the rest pose (default); photo: keep "
+                             "the photo's own expression")
     render.add_argument("--audio", type=Path,
                         help="speech audio (WAV or anything FFmpeg reads); required unless --contact-sheet")
     render.add_argument("-o", "--output", type=Path, help="output MP4 path; required unless --contact-sheet")
@@ -65,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="what drives the mouth (as for serve; default auto)")
     render.add_argument("--behaviour", choices=BEHAVIOUR_KINDS, default="auto",
                         help="what drives head, brows and blinks (as for serve; default auto)")
-    render.add_argument("--sheet", choices=("rig", "emotions"), default="rig",
-                        help="with --contact-sheet: the rig's poses (default) or the emotions")
+    render.add_argument("--sheet", choices=("rig", "emotions", "mouth"), default="rig",
+                        help="with --contact-sheet: the rig's poses (default), the emotions, or the mouth gallery "
+                             "(close-ups of rest, closure, ee, oo, aa and a wide jaw, one row per --avatar)")
     render.add_argument("--fps", type=_positive_fps, default=25.0, help="frame rate (default: 25)")
     render.add_argument("--size", type=_size, default=512, help="width and height in pixels (default: 512)")
     render.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
@@ -76,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_render_args(args: argparse.Namespace) -> None:
     """--audio and -o go together, unless --contact-sheet is asked for instead (argparse usage errors, status 2)."""
+    args.avatars = args.avatar or [DEFAULT_PORTRAIT]
+    args.avatar = args.avatars[0]
+    if len(args.avatars) > 1 and not (args.contact_sheet is not None and args.sheet == "mouth"):
+        args.usage_error("several --avatar go with --contact-sheet OUT.png --sheet mouth only")
     if args.contact_sheet is not None:
         if args.audio is not None or args.output is not None:
             args.usage_error("--contact-sheet writes a still image: it takes no --audio or -o/--output")
@@ -110,9 +119,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    if not args.avatar.is_file():
-        print(f"avatar-rt: no such portrait: {args.avatar}", file=sys.stderr)
-        return 2
+    for avatar in args.avatars:
+        if not avatar.is_file():
+            print(f"avatar-rt: no such portrait: {avatar}", file=sys.stderr)
+            return 2
     if args.contact_sheet is not None:
         return _contact_sheet(args)
 
@@ -122,7 +132,7 @@ def _render(args: argparse.Namespace) -> int:
     from avatar_rt.offline import decode_audio, render_to_mp4
 
     audio = decode_audio(args.audio)  # before the slow portrait analysis: bad audio fails fast
-    portrait = load_portrait(args.avatar, size=args.size)
+    portrait = load_portrait(args.avatar, size=args.size, mouth_rest=args.mouth_rest)
     bar = tqdm(unit="frame", desc="rendering", disable=args.no_progress)
 
     def progress(done: int, total: int) -> None:
@@ -138,12 +148,19 @@ def _render(args: argparse.Namespace) -> int:
 
 def _contact_sheet(args: argparse.Namespace) -> int:
     from avatar_rt.avatar.reference import load_portrait
-    from avatar_rt.contact_sheet import SHEETS, write_contact_sheet
+    from avatar_rt.contact_sheet import SHEETS, mouth_sheet, write_contact_sheet, write_png
 
     if not args.contact_sheet.parent.is_dir():  # before the slow analysis
         print(f"avatar-rt: cannot write {args.contact_sheet}: no such directory", file=sys.stderr)
         return 2
-    portrait = load_portrait(args.avatar, size=args.size)
+    if args.sheet == "mouth":
+        portraits = [load_portrait(a, size=args.size, mouth_rest=args.mouth_rest) for a in args.avatars]
+        sheet = mouth_sheet(portraits, SHEETS["mouth"]())
+        write_png(sheet, args.contact_sheet)
+        print(f"wrote {args.contact_sheet} ({len(portraits)} portraits × {len(SHEETS['mouth']())} mouth poses, "
+              f"{sheet.shape[1]}×{sheet.shape[0]})")
+        return 0
+    portrait = load_portrait(args.avatar, size=args.size, mouth_rest=args.mouth_rest)
     cases = SHEETS[args.sheet]()
     sheet = write_contact_sheet(portrait, args.contact_sheet, cases)
     print(f"wrote {args.contact_sheet} ({len(cases)} frames, {sheet.shape[1]}×{sheet.shape[0]})")

@@ -92,7 +92,17 @@ def emotion_cases() -> tuple[SheetCase, ...]:
     )
 
 
-SHEETS = {"rig": lambda: DEFAULT_CASES, "emotions": emotion_cases}
+# The mouth gallery: what a viewer judges a talking mouth by, one column each.
+MOUTH_CASES: tuple[SheetCase, ...] = (
+    SheetCase("rest", MotionParams()),
+    SheetCase("closure (p/b/m)", MotionParams(jaw_open=0.15, lip_press=1.0)),
+    SheetCase("ee", MotionParams(jaw_open=0.25, lip_spread=0.8, teeth_show=0.5)),
+    SheetCase("oo", MotionParams(jaw_open=0.3, lip_round=0.9)),
+    SheetCase("aa", MotionParams(jaw_open=0.65)),
+    SheetCase("wide jaw", MotionParams(jaw_open=1.0)),
+)
+
+SHEETS = {"rig": lambda: DEFAULT_CASES, "emotions": emotion_cases, "mouth": lambda: MOUTH_CASES}
 
 
 def head_box(portrait: Portrait) -> tuple[int, int, int, int]:
@@ -160,6 +170,54 @@ def contact_sheet(portrait: Portrait, cases: tuple[SheetCase, ...] | list[SheetC
     return sheet
 
 
+def mouth_box(portrait: Portrait) -> tuple[int, int, int, int]:
+    """A square around the mouth with room for the jaw to drop, kept inside the frame."""
+    x0, y0, x1, y1 = portrait.mouth_box()
+    side = min(portrait.size, int(round(max(x1 - x0, y1 - y0) * 1.25)))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    left = int(np.clip(round(cx - side / 2), 0, portrait.size - side))
+    top = int(np.clip(round(cy - side / 2), 0, portrait.size - side))
+    return left, top, left + side, top + side
+
+
+def mouth_sheet(portraits: list[Portrait], cases: tuple[SheetCase, ...] | list[SheetCase] = MOUTH_CASES
+                ) -> np.ndarray:
+    """The mouth gallery: one row per portrait, one close-up of the mouth per case."""
+    from avatar_rt.render.renderer import PortraitRenderer
+    from avatar_rt.rig.landmark_rig import LandmarkRig
+
+    if not cases or not portraits:
+        raise ValueError("a mouth sheet needs at least one portrait and one case")
+    columns = len(cases)
+    height, width = sheet_shape(len(cases) * len(portraits), columns)
+    sheet = np.empty((height, width, 3), np.uint8)
+    sheet[:] = SHEET_BGR
+    for row, portrait in enumerate(portraits):
+        rig, renderer = LandmarkRig(portrait), PortraitRenderer(portrait)
+        box = mouth_box(portrait)
+        for col, case in enumerate(cases):
+            frame = renderer.render(rig.pose(case.params.clipped()))
+            x, y = tile_origin(row * columns + col, columns)
+            sheet[y:y + TILE, x:x + TILE] = crop_tile(frame, box)
+            _draw_label(sheet, case.label, x, y + TILE)
+    return sheet
+
+
+def write_png(sheet: np.ndarray, path: Path) -> None:
+    """Write a sheet as a PNG; every failure to write is one clear AvatarRtError."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise AvatarRtError(f"the contact sheet is written as PNG; name the output *.png (got {path})",
+                            code="bad_output")
+    ok, buf = cv2.imencode(".png", sheet)
+    if not ok:
+        raise AvatarRtError(f"cannot encode the contact sheet for {path}", code="bad_output")
+    try:
+        path.write_bytes(buf.tobytes())
+    except OSError as exc:
+        raise AvatarRtError(f"cannot write {path}: {exc.strerror or exc}", code="bad_output") from exc
+
+
 def write_contact_sheet(portrait: Portrait, path: Path,
                         cases: tuple[SheetCase, ...] | list[SheetCase] = DEFAULT_CASES) -> np.ndarray:
     """Render the sheet and write it as a PNG; every failure to write is one clear AvatarRtError."""
@@ -168,11 +226,5 @@ def write_contact_sheet(portrait: Portrait, path: Path,
         raise AvatarRtError(f"the contact sheet is written as PNG; name the output *.png (got {path})",
                             code="bad_output")
     sheet = contact_sheet(portrait, cases)
-    ok, buf = cv2.imencode(".png", sheet)
-    if not ok:
-        raise AvatarRtError(f"cannot encode the contact sheet for {path}", code="bad_output")
-    try:
-        path.write_bytes(buf.tobytes())
-    except OSError as exc:
-        raise AvatarRtError(f"cannot write {path}: {exc.strerror or exc}", code="bad_output") from exc
+    write_png(sheet, path)
     return sheet

@@ -70,7 +70,8 @@ async def run_call(base_url: str, pcm_16k: np.ndarray, seconds: float,
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            got["video"].append((time.monotonic(), frame.to_ndarray(format="gray")))
+            # The decoded picture as it is (I420: luma, then the two chroma planes), converted when read.
+            got["video"].append((time.monotonic(), frame.to_ndarray(format="yuv420p")))
 
     async def read_audio(track):
         resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)

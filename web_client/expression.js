@@ -74,6 +74,8 @@
     blushSwatch: document.querySelector(".blush-swatch"),
     glasses: $("glasses"),
     glassesText: $("glasses-text"),
+    mouthRest: $("mouth-rest"),
+    mouthRestText: $("mouth-rest-text"),
     describe: $("describe"),
     describeText: $("describe-text"),
     describeSend: $("describe-send"),
@@ -254,11 +256,16 @@
       : value !== undefined && value > 0 && value < 1 ? `on (${fmt(value)})` : "on";
   }
 
+  function paintMouthRest() {
+    // `mouth_rest`: "closed" (a photo's parted lips are closed for the rest pose, the default) or "photo".
+    ui.mouthRestText.textContent = ui.mouthRest.checked ? "on: the photo's expression" : "off: lips closed at rest";
+  }
+
   // A dot on the tab of a pane whose controls hold an edit, so nothing set is out of sight.
   function paintTabs() {
     const set = {
       "tab-emotion": rows.some((r) => r.select.value !== SAME && r.select.value !== "neutral"),
-      "tab-shape": attrs.some((a) => Number(a.input.value) !== 0),
+      "tab-shape": attrs.some((a) => Number(a.input.value) !== 0) || ui.mouthRest.checked,
       "tab-look": colours.some((c) => Number(c.strength.value) > 0) || Number(ui.blush.value) > 0 || ui.glasses.checked,
     };
     for (const tab of ui.tabs) tab.dataset.set = String(Boolean(set[tab.id]));
@@ -290,6 +297,8 @@
     const glasses = Number(state.glasses) || 0;
     ui.glasses.checked = glasses > 0;
     paintGlasses(glasses);
+    ui.mouthRest.checked = state.mouth_rest === "photo";
+    paintMouthRest();
     paintTabs();
   }
 
@@ -497,6 +506,7 @@
       return map;
     }
     if (field === "glasses") return ui.glasses.checked ? 1 : 0;
+    if (field === "mouth_rest") return ui.mouthRest.checked ? "photo" : "closed";
     return Number(scalars.find((s) => s.field === field).input.value);
   }
 
@@ -592,6 +602,11 @@
     paintGlasses();
     paintTabs();
     changed("glasses", true);
+  });
+  ui.mouthRest.addEventListener("change", () => {
+    paintMouthRest();
+    paintTabs();
+    changed("mouth_rest", true);
   });
   ui.shapeReset.addEventListener("click", () => {
     for (const a of attrs) {

@@ -43,6 +43,20 @@ def inner_mouth_polygon(points: np.ndarray) -> np.ndarray:
     return np.concatenate([upper, lower], axis=0)
 
 
+def lip_bodies(points: np.ndarray) -> tuple[list[int], list[int]]:
+    """The mesh points inside the upper and the lower lip (between each lip's outer and inner contour,
+    contours excluded), for a frontal face with the lips in any position."""
+    import cv2
+
+    contours = set(LIPS_OUTER_UPPER + LIPS_OUTER_LOWER + LIPS_INNER_UPPER + LIPS_INNER_LOWER)
+    out = []
+    for outer, inner in ((LIPS_OUTER_UPPER, LIPS_INNER_UPPER), (LIPS_OUTER_LOWER, LIPS_INNER_LOWER)):
+        band = np.concatenate([points[list(outer), :2], points[list(inner), :2][::-1]]).astype(np.float32)
+        out.append([i for i in range(NUM_FACE_LANDMARKS) if i not in contours
+                    and cv2.pointPolygonTest(band, (float(points[i, 0]), float(points[i, 1])), False) > 0])
+    return out[0], out[1]
+
+
 def eye_centers(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(right eye centre, left eye centre) in the subject's sense, from the eye corners."""
     right = points[list(RIGHT_EYE_CENTER_POINTS)].mean(axis=0)

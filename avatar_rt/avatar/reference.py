@@ -70,6 +70,10 @@ class Portrait:
 
     image: np.ndarray  # (size, size, 3) uint8, BGR
     landmarks: np.ndarray  # (478, 3) float32: x, y in pixels of `image`, z in the same scale
+    # The photo as analysed, before its parted lips were closed for the rest pose (rest_mouth.py);
+    # None when the lips met already or the photo's own expression is kept. Its teeth are the ones shown.
+    photo: np.ndarray | None = None
+    photo_landmarks: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -314,6 +318,13 @@ def analyze_portrait(rgb: np.ndarray, size: int = 512) -> Portrait:
     return Portrait(image=np.ascontiguousarray(square[:, :, ::-1]), landmarks=points.astype(np.float32))
 
 
-def load_portrait(source: str | Path | bytes, size: int = 512) -> Portrait:
+def load_portrait(source: str | Path | bytes, size: int = 512, mouth_rest: str = "closed") -> Portrait:
+    """Decode and analyse a photo. `mouth_rest="closed"` (the default) closes parted lips for the rest
+    pose (rest_mouth.py); "photo" keeps the photo's own expression."""
+    from avatar_rt.avatar.rest_mouth import MOUTH_RESTS, close_rest_mouth
+
+    if mouth_rest not in MOUTH_RESTS:
+        raise ValueError(f"mouth_rest must be one of {MOUTH_RESTS}, got {mouth_rest!r}")
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    return analyze_portrait(decode_image(data), size=size)
+    portrait = analyze_portrait(decode_image(data), size=size)
+    return close_rest_mouth(portrait) if mouth_rest == "closed" else portrait

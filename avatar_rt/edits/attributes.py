@@ -9,6 +9,8 @@ every frame after that costs exactly what it cost before.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from avatar_rt.avatar import landmarks as lm
@@ -100,14 +102,18 @@ def bake(portrait: Portrait, strengths: dict[str, float]) -> Portrait:
                    upper_teeth=points[list(lm.LIPS_INNER_UPPER[1:-1])], lower_teeth=points[list(lm.LIPS_INNER_LOWER[1:-1])],
                    blink_r=0.0, blink_l=0.0, teeth_show=0.0)
     image = PortraitRenderer(portrait).render(pose)
-    return Portrait(image=image, landmarks=target)
+    return dataclasses.replace(portrait, image=image, landmarks=target)
 
 
-def bake_static(portrait: Portrait, attributes: dict[str, float], appearance: dict) -> Portrait:
-    """Geometry first, then colour on the reshaped face: the portrait every frame starts from."""
+def bake_static(portrait: Portrait, attributes: dict[str, float], appearance: dict,
+                mouth_rest: str = "closed") -> Portrait:
+    """The rest mouth first (the photo's own, if asked for), then geometry, then colour on the reshaped face:
+    the portrait every frame starts from."""
     from avatar_rt.edits import appearance as looks
     from avatar_rt.render.layers import person_alpha
 
+    if mouth_rest == "photo" and portrait.photo is not None:
+        portrait = Portrait(image=portrait.photo, landmarks=portrait.photo_landmarks)
     baked = bake(portrait, attributes)
     if not appearance:
         return baked
@@ -121,4 +127,4 @@ def bake_static(portrait: Portrait, attributes: dict[str, float], appearance: di
             image = looks.blush(image, mask, float(spec))
         else:
             image = looks.recolour(image, mask, tuple(spec["rgb"]), float(spec["strength"]))
-    return Portrait(image=image, landmarks=baked.landmarks)
+    return dataclasses.replace(baked, image=image)

@@ -25,6 +25,7 @@ from avatar_rt.edits.emotions import EMOTIONS, REGIONS
 from avatar_rt.edits.speech_style import VISEME_SHAPES
 from avatar_rt.errors import AvatarRtError
 
+MOUTH_RESTS = ("closed", "photo")  # as avatar_rt.avatar.rest_mouth.MOUTH_RESTS
 MAX_EDIT_BYTES = 64 * 1024
 DEFAULT_TRANSITION_MS = 300.0
 MAX_TRANSITION_MS = 10_000.0
@@ -53,6 +54,9 @@ class EditState:
     appearance: dict = field(default_factory=dict)
     # Drawn per frame, anchored to the head; a number so it can fade in and out.
     glasses: float = 0.0
+    # The rest mouth: "closed" (parted lips in the photo are closed, the default) or "photo" (the photo's
+    # own expression kept); a static edit (avatar_rt/avatar/rest_mouth.py).
+    mouth_rest: str = "closed"
 
     def to_json(self) -> dict:
         return {"emotion": dict(self.emotion), "regions": {r: dict(w) for r, w in self.regions.items()},
@@ -60,13 +64,16 @@ class EditState:
                 "viseme_style": dict(self.viseme_style), "head_motion": self.head_motion,
                 "blink_rate": self.blink_rate, "gaze": list(self.gaze), "attributes": dict(self.attributes),
                 "appearance": {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.appearance.items()},
-                "glasses": self.glasses}
+                "glasses": self.glasses, "mouth_rest": self.mouth_rest}
 
     def static_key(self) -> str:
         """Identifies the baked portrait these static edits need ('' when none)."""
-        if not self.attributes and not self.appearance:
+        if not self.attributes and not self.appearance and self.mouth_rest == "closed":
             return ""
-        return json.dumps({"a": self.attributes, "p": self.appearance}, sort_keys=True)
+        key = {"a": self.attributes, "p": self.appearance}
+        if self.mouth_rest != "closed":
+            key["m"] = self.mouth_rest
+        return json.dumps(key, sort_keys=True)
 
     @classmethod
     def from_json(cls, data: dict) -> EditState:
@@ -187,10 +194,15 @@ def parse_fields(data, where: str = "set") -> dict:
             out[key] = _appearance(value)
         elif key == "glasses":
             out[key] = float(value) if isinstance(value, bool) else _number(value, "glasses", 0.0, 1.0)
+        elif key == "mouth_rest":
+            if value not in MOUTH_RESTS:
+                raise EditError(f"mouth_rest must be one of {', '.join(MOUTH_RESTS)} (closed: parted lips in the "
+                                "photo are closed for the rest pose; photo: the photo's own expression is kept)")
+            out[key] = value
         else:
             raise EditError(f"unknown edit field {str(key)[:40]!r}; known: emotion, regions, lip_scale, "
                             "lip_scale_mode, viseme_style, head_motion, blink_rate, gaze, attributes, "
-                            "appearance, glasses")
+                            "appearance, glasses, mouth_rest")
     return out
 
 

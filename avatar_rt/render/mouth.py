@@ -1,12 +1,17 @@
 """The mouth interior, shown inside the deformed inner-lip contour.
 
-Where the reference's own mouth was already open (a smile with teeth), those
-pixels are kept and move with the upper lip — the teeth belong to the skull.
-Newly opened area shows a shaded cavity with a tongue, and, for a reference
-with closed lips, a band of upper teeth. Lips of an open reference pressed
-shut meet at a seam of lip colour instead of squeezing its teeth into a
-sliver. At rest the contour equals the reference's, so the frame is the
-reference unchanged.
+Where the photo's own mouth was open (a smile with teeth; kept in
+`Portrait.photo` when rest_mouth.py closed it for the rest pose), those pixels
+are the teeth: the part above the gap between the rows rides with the skull,
+the part below with the jaw. Everything else is the synthesized interior of
+mouth_synth.py — the back of the mouth and the palate with the skull, tongue
+and lower teeth with the jaw, the upper teeth (for a photo without teeth of its
+own) in front — over a cavity that darkens with depth, shaded into the corners
+and under the upper lip, softened to the photo's sharpness and given its grain.
+With the photo's own expression kept (mouth_rest="photo"), lips of an open
+reference pressed shut meet at a seam of lip colour instead of squeezing its
+teeth into a sliver. At rest the contour equals the reference's, so the frame
+is the reference unchanged.
 """
 
 from __future__ import annotations
@@ -15,46 +20,54 @@ import cv2
 import numpy as np
 
 from avatar_rt.avatar import landmarks as lm
+from avatar_rt.render.mouth_synth import InteriorParts, over, similarity
 
-# The cavity is dark down to the lower lip and the tongue lies low and in shade: a lip-red cavity floor or a
-# bright tongue reads as more lower lip, so the open jaw looked less open than it was (MediaPipe put the lower
-# lip 5 px high at jaw_open 0.5; benchmarks/rig_quality.py, 2.57 → 1.56 % IOD with these colours).
-CAVITY_TOP_BGR = np.array([22, 18, 40], dtype=np.float32)
-CAVITY_BOTTOM_BGR = np.array([24, 20, 48], dtype=np.float32)
-TONGUE_BGR = (48, 46, 100)
-TONGUE_DROP = 0.05  # the tongue's centre lies this share of the opening below the lower lip (its tip shows)
-TONGUE_HEIGHT = 0.25  # the visible tongue rises this share of the opening
-TEETH_BGR = (205, 214, 222)
 SEAM_DARKNESS = 0.45  # the line where pressed lips meet, as a share of the lip colour
 SEAM_FROM = 0.5  # the seam fades in over the second half of the closure (0 = rest gap, 1 = shut)
 
 
 class MouthInterior:
-    def __init__(self, reference: np.ndarray, rest: np.ndarray, iod: float):
+    def __init__(self, reference: np.ndarray, rest: np.ndarray, iod: float, photo: np.ndarray | None = None,
+                 photo_rest: np.ndarray | None = None):
+        """`photo`/`photo_rest`: the photo before its parted lips were closed (rest_mouth.py), whose own
+        teeth the opening mouth shows; None when the reference is the photo as it was."""
         self.reference = reference
         self.iod = iod
         self.size = reference.shape[0]
         self._upper = np.array(lm.LIPS_INNER_UPPER)
         rest_poly = lm.inner_mouth_polygon(rest)
         self._rest_poly = rest_poly
-        mask = np.zeros(reference.shape[:2], dtype=np.uint8)
-        cv2.fillPoly(mask, [np.round(rest_poly * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-        # An open reference mouth (a smile with teeth) splits where the upper
+        self._rest_area = float(cv2.contourArea(rest_poly.astype(np.float32)))
+        teeth_image = reference if photo is None else photo
+        teeth_rest = rest if photo_rest is None else photo_rest[:, :2].astype(np.float32)
+        # An open mouth in the photo (a smile with teeth) splits where the upper
         # teeth end: above rides with the skull, below with the jaw.
+        src_poly = lm.inner_mouth_polygon(teeth_rest)
+        mask = np.zeros(reference.shape[:2], dtype=np.uint8)
+        cv2.fillPoly(mask, [np.round(src_poly * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
         ys = np.arange(reference.shape[0], dtype=np.float32)[:, None]
         xs = np.arange(reference.shape[1], dtype=np.float32)
-        up, low = rest[list(lm.LIPS_INNER_UPPER)], rest[list(lm.LIPS_INNER_LOWER)]
+        up, low = teeth_rest[list(lm.LIPS_INNER_UPPER)], teeth_rest[list(lm.LIPS_INNER_LOWER)]
         top = np.interp(xs, up[:, 0], up[:, 1])
         bottom = np.interp(xs, low[:, 0], low[:, 1])
-        split = top + self._teeth_edge(reference, up, low) * (bottom - top)
+        split = top + self._teeth_edge(teeth_image, up, low) * (bottom - top)
         upper_half = ys < split[None, :]
-        self._rest_masks = (np.where(upper_half, mask, 0).astype(np.uint8),
-                            np.where(upper_half, 0, mask).astype(np.uint8))
-        self._rest_area = float(cv2.contourArea(rest_poly.astype(np.float32)))
+        self._teeth_image = teeth_image
+        # Feathered a pixel: the photo's teeth fade into the synthesized cavity instead of ending on a cut.
+        self._rest_masks = tuple(cv2.GaussianBlur(m, (0, 0), 1.0) for m in (
+            np.where(upper_half, mask, 0).astype(np.uint8), np.where(upper_half, 0, mask).astype(np.uint8)))
+        self._soften = max(0.5, 0.008 * iod)  # px: about what a camera and a resize leave at this face size
+        # Where the photo's own teeth sit at rest: the upper set with the skull (the rest upper lip), the
+        # lower set where the photo's lower lip was (closing the lips moved the jaw, and them, up).
+        self._teeth_anchor = (rest[list(lm.LIPS_INNER_UPPER[1:-1])], teeth_rest[list(lm.LIPS_INNER_LOWER[1:-1])])
         self._lower = np.array(lm.LIPS_INNER_LOWER)
         self._rest_lips = (rest[self._upper], rest[self._lower])
         mouth_w = float(np.linalg.norm(rest[lm.MOUTH_CORNERS[1]] - rest[lm.MOUTH_CORNERS[0]]))
-        self._synth_teeth = self._rest_area < 0.04 * mouth_w**2  # the reference shows no teeth of its own
+        src_area = float(cv2.contourArea(src_poly.astype(np.float32)))
+        self._synth_teeth = src_area < 0.04 * mouth_w**2  # the photo shows no teeth of its own
+        self._parts = InteriorParts(reference, rest, iod, teeth=self._synth_teeth)
+        self._edges_rest = (rest[list(lm.LIPS_INNER_UPPER[1:-1])].astype(np.float64),
+                            rest[list(lm.LIPS_INNER_LOWER[1:-1])].astype(np.float64))
         self._margin = int(np.ceil(0.1 * iod)) + 2
         # The interior shows only as far as the lips have parted beyond rest: spreading, shifting or pressing
         # closed lips must not paint a cavity sliver along the lip line (it also misleads face trackers).
@@ -130,7 +143,8 @@ class MouthInterior:
 
     def composite(self, frame: np.ndarray, points: np.ndarray, upper_teeth: np.ndarray, lower_teeth: np.ndarray,
                   teeth_show: float = 0.0) -> None:
-        """`upper_teeth` ride with the skull and `lower_teeth` with the jaw (from the rig), not with the lips."""
+        """`upper_teeth` ride with the skull and `lower_teeth` with the jaw (from the rig), not with the lips.
+        (`teeth_show` parts the lips in the rig; the teeth themselves need nothing more from it.)"""
         poly = lm.inner_mouth_polygon(points)
         area = float(cv2.contourArea(poly.astype(np.float32)))
         if area <= self._rest_area + 1.0 and np.allclose(poly, self._rest_poly, atol=0.25):
@@ -154,37 +168,53 @@ class MouthInterior:
         cv2.fillPoly(mask, [np.round(local).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
         alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None] * (show / 255.0)
 
-        # Cavity: darker at the top, where the palate shadows it.
-        t = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None, None]
-        interior = np.broadcast_to(CAVITY_TOP_BGR + t * (CAVITY_BOTTOM_BGR - CAVITY_TOP_BGR), (h, w, 3)).copy()
-        lower_mid = points[lm.LIPS_INNER_LOWER[5]] - np.array([x0, y0])
-        upper_mid = points[lm.LIPS_INNER_UPPER[5]] - np.array([x0, y0])
-        opening = float(lower_mid[1] - upper_mid[1])
-        mouth_w = float(np.linalg.norm(points[lm.MOUTH_CORNERS[1]] - points[lm.MOUTH_CORNERS[0]]))
-        if opening > 2:
-            centre = (int(round(lower_mid[0] * 16)), int(round((lower_mid[1] + TONGUE_DROP * opening) * 16)))
-            axes = (int(round(0.3 * mouth_w * 16)), int(round(max(1.0, TONGUE_HEIGHT * opening) * 16)))
-            cv2.ellipse(interior, centre, axes, 0, 180, 360, TONGUE_BGR, -1, cv2.LINE_AA, shift=4)
-        if self._synth_teeth and opening > 1:
-            # A reference with closed lips has no teeth of its own to show: draw
-            # the upper row on the skull and the lower row on the jaw.
-            depth = (0.07 + 0.05 * teeth_show) * self.iod
-            for edge, sign in ((upper_teeth, 1.0), (lower_teeth, -1.0)):
-                e = edge - np.array([x0, y0])
-                band = np.concatenate([e - np.array([0, sign * 0.03 * self.iod]), e[::-1] + np.array([0, sign * depth])])
-                cv2.fillPoly(interior, [np.round(band * 16).astype(np.int32)], TEETH_BGR, cv2.LINE_AA, shift=4)
-
-        # Soften the drawn shapes (inside a mouth nothing has a hard edge), then lay the real teeth on top.
-        interior = cv2.GaussianBlur(interior, (3, 3), 0)
-        # The reference's own open-mouth pixels: the upper part with the skull, the lower with the jaw.
-        for teeth, rest_lips, rest_mask in zip((upper_teeth, lower_teeth), self._rest_lips, self._rest_masks):
-            shift = (teeth - rest_lips[1:-1]).mean(axis=0)
-            m = np.float32([[1, 0, shift[0] - x0], [0, 1, shift[1] - y0]])
-            ref_patch = cv2.warpAffine(self.reference, m, (w, h), flags=cv2.INTER_LINEAR,
-                                       borderMode=cv2.BORDER_REPLICATE)
-            ref_alpha = cv2.warpAffine(rest_mask, m, (w, h), flags=cv2.INTER_LINEAR)
-            ref_alpha = ref_alpha.astype(np.float32)[..., None] / 255.0
-            interior = ref_alpha * ref_patch + (1 - ref_alpha) * interior
-
+        interior = self._interior(points, poly, upper_teeth, lower_teeth, mask, x0, y0, w, h)
         region = frame[y0:y1, x0:x1]
-        region[:] = (alpha * interior + (1 - alpha) * region).astype(np.uint8)
+        region[:] = np.clip(alpha * interior + (1 - alpha) * region, 0, 255).astype(np.uint8)
+
+    def _interior(self, points: np.ndarray, poly: np.ndarray, upper_teeth: np.ndarray, lower_teeth: np.ndarray,
+                  mask: np.ndarray, x0: int, y0: int, w: int, h: int) -> np.ndarray:
+        """The mouth's inside over the ROI (h, w, 3) float32: cavity, tongue, teeth, shading."""
+        parts = self._parts
+        origin = np.array([x0, y0], np.float64)
+        # Cavity: darker at the top (the palate's shadow) and the further from the lips (depth).
+        t = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
+        opening = float(np.max(self._gaps(points)))
+        depth = cv2.GaussianBlur(mask.astype(np.float32) * (1.0 / 255.0), (0, 0), max(1.0, 0.3 * opening))
+        interior = (parts.cavity_top + (t * (1.0 - 0.45 * depth))[..., None] * (parts.cavity_bottom - parts.cavity_top)
+                    ).astype(np.float32) * (1.0 - 0.45 * depth)[..., None]
+        maps = {"upper": similarity(self._edges_rest[0], upper_teeth.astype(np.float64)),
+                "lower": similarity(self._edges_rest[1], lower_teeth.astype(np.float64))}
+        for group, bgra, layer_origin in parts.layers:
+            over(interior, bgra, layer_origin, maps[group], origin)
+        # Into shadow towards the corners and just under the upper lip; the drawn parts with depth too.
+        xs = np.arange(x0, x0 + w, dtype=np.float32)
+        centre = 0.5 * (points[lm.MOUTH_CORNERS[0], 0] + points[lm.MOUTH_CORNERS[1], 0])
+        half = max(1.0, 0.5 * abs(points[lm.MOUTH_CORNERS[1], 0] - points[lm.MOUTH_CORNERS[0], 0]))
+        corner = 1.0 - 0.55 * np.clip(np.abs(xs - centre) / half, 0, 1) ** 3
+        up = points[list(lm.LIPS_INNER_UPPER)]
+        top = np.interp(xs, up[:, 0], up[:, 1]).astype(np.float32) - y0
+        below = np.arange(h, dtype=np.float32)[:, None] - top[None, :]
+        shade = corner[None, :] * (1.0 - 0.22 * np.exp(-np.clip(below, 0, None) / max(1.0, 0.025 * self.iod)))
+        if self._synth_teeth:
+            interior *= (shade * (1.0 - 0.25 * depth))[..., None]
+        else:
+            interior *= (1.0 - 0.25 * depth)[..., None]
+            # The photo's own open-mouth pixels: the upper part with the skull, the lower with the jaw.
+            for teeth, anchor, rest_mask in zip((upper_teeth, lower_teeth), self._teeth_anchor, self._rest_masks):
+                shift = (teeth - anchor).mean(axis=0)
+                m = np.float32([[1, 0, shift[0] - x0], [0, 1, shift[1] - y0]])
+                ref_patch = cv2.warpAffine(self._teeth_image, m, (w, h), flags=cv2.INTER_LINEAR,
+                                           borderMode=cv2.BORDER_REPLICATE)
+                ref_alpha = cv2.warpAffine(rest_mask, m, (w, h), flags=cv2.INTER_LINEAR)
+                ref_alpha = ref_alpha.astype(np.float32)[..., None] * (1.0 / 255.0)
+                interior += ref_alpha * (ref_patch - interior)
+            interior *= shade[..., None]
+        # As soft as the photo around it, then its grain (drawn edges are sharper and cleaner than a camera's:
+        # benchmarks/mouth_quality.py measured 2-3x the gradient energy of the photo's own teeth without this).
+        interior = cv2.GaussianBlur(interior, (0, 0), self._soften)
+        n = parts.cavity_noise
+        if n.shape[0] >= h and n.shape[1] >= w:
+            ny, nx = y0 % (n.shape[0] - h + 1), x0 % (n.shape[1] - w + 1)
+            interior += n[ny:ny + h, nx:nx + w, None]
+        return interior

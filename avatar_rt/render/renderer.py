@@ -36,7 +36,7 @@ class PortraitRenderer:
         self.iris = IrisLayer(self.reference, self.rest)
         self.source = self.iris.plate
         self.backend: WarpBackend = CpuWarpBackend(self.warp, self.source, self.alpha, self.background)
-        self.mouth = MouthInterior(self.reference, self.rest, iod)
+        self.mouth = MouthInterior(self.reference, self.rest, iod, portrait.photo, portrait.photo_landmarks)
         self.eyelids = EyelidBlink(iod, self.size)
 
     def _at_rest(self, pose: RigPose) -> bool:

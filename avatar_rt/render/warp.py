@@ -51,6 +51,36 @@ def _triangulate(points: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndar
     return np.array(tris, dtype=np.int32)
 
 
+MOUTH_OPEN_IOD = 0.15  # the lower face is moved down this far for the triangulation only (see _mouth_opened)
+
+
+def _mouth_opened(vertices: np.ndarray, face: np.ndarray) -> np.ndarray:
+    """The mesh vertices with the mouth held open, for choosing the triangles.
+
+    Lips that meet at rest (a closed photo, or one closed by rest_mouth.py) put the two inner contours a
+    fraction of a pixel apart, and a Delaunay triangulation of that joins points inside the upper lip to
+    the lower lip's edge: opening the jaw then dragged the upper lip along with it (its last 7 px smeared on
+    the bundled portrait at jaw_open 1). Triangulated with everything below the lips moved down, the
+    opening is a row of triangles between the two inner contours, which collapse to slivers at rest and
+    open with the jaw; no triangle spans from one lip into the other.
+    """
+    iod = lm.inter_ocular(face)
+    up = face[list(lm.LIPS_INNER_UPPER)]
+    low = face[list(lm.LIPS_INNER_LOWER)]
+    left, right = float(up[:, 0].min()), float(up[:, 0].max())
+    seam = np.interp(vertices[:, 0], up[:, 0], 0.5 * (up[:, 1] + low[:, 1]))
+    # Below the lips' meeting line, across the mouth and fading out over half an IOD beyond its corners.
+    beyond = np.maximum(left - vertices[:, 0], vertices[:, 0] - right).clip(min=0.0) / (0.5 * iod)
+    across = np.clip(1.0 - beyond, 0.0, 1.0)
+    below = (vertices[:, 1] > seam).astype(np.float64)
+    below[list(lm.LIPS_INNER_UPPER) + list(lm.LIPS_OUTER_UPPER)] = 0.0  # the corners are in both lists
+    below[list(lm.LIPS_INNER_LOWER[1:-1]) + list(lm.LIPS_OUTER_LOWER[1:-1])] = 1.0
+    below[len(face):] = 0.0  # the still anchors
+    opened = vertices.astype(np.float64).copy()
+    opened[:, 1] += MOUTH_OPEN_IOD * iod * below * across
+    return opened.astype(np.float32)
+
+
 class LocalField:
     """Barycentric spreading of landmark displacements over the face's region of interest."""
 
@@ -70,7 +100,7 @@ class LocalField:
         vertices = np.concatenate([face, ring, box]).astype(np.float32)
         self.num_moving = len(face)
         self.vertices = vertices
-        self.triangles = _triangulate(vertices, (x0, y0, x1, y1))
+        self.triangles = _triangulate(_mouth_opened(vertices, face), (x0, y0, x1, y1))
         self._precompute(vertices)
 
     def _precompute(self, vertices: np.ndarray) -> None:

@@ -67,6 +67,7 @@ class LandmarkRig:
         self.face = self.frame.to_face(points)
         self.basis = bs.RigBasis(self.face)
         self._jaw_w = self._jaw_weights(self.face)
+        self._bodies = self._lip_bodies(self.face)
         self._pivot = self.frame.to_pixels(NECK_PIVOT[None])[0]
         # Under yaw and pitch the outline must move exactly like the hair around
         # it (a 2D warp cannot show the far cheek being hidden), so depth
@@ -126,18 +127,39 @@ class LandmarkRig:
         return face + weights[:, None] * (rotated + HINGE - face)
 
     @staticmethod
-    def _press(face: np.ndarray, amount: float) -> np.ndarray:
+    def _lip_bodies(face: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """The mesh points inside each lip, each with the column of the inner contour nearest it: pressed
+        lips move as a whole, not only along their contours (a lip stretched between a moving contour and
+        a still middle magnified the line where closed lips meet into a band)."""
+        out = []
+        for ids, inner in zip(lm.lip_bodies(face), (lm.LIPS_INNER_UPPER, lm.LIPS_INNER_LOWER)):
+            cols = face[list(inner[1:-1]), 0]
+            nearest = [int(np.argmin(np.abs(cols - face[i, 0]))) for i in ids]
+            out.append((np.array(ids, dtype=np.int64), np.array(nearest, dtype=np.int64)))
+        return out[0], out[1]
+
+    def _press(self, face: np.ndarray, amount: float) -> np.ndarray:
         if amount <= 0.0:
             return face
         mid = (face[bs.UPPER_INNER, 1] + face[bs.LOWER_INNER, 1]) / 2
-        # The inner lips meet (never cross) at their midline; the outer lips come along.
+        # The inner lips meet (never cross) at their midline; the outer lips come along. They meet in depth
+        # too: the jaw swings the lower lip back, and lips at one height but two depths project apart (or
+        # across each other) under the face frame's tilt, which left pressed lips 1 px crossed on a tilted head.
         up_shift = amount * np.maximum(mid - face[bs.UPPER_INNER, 1], 0.0)
         low_shift = amount * np.minimum(mid - face[bs.LOWER_INNER, 1], 0.0)
+        mid_z = (face[bs.UPPER_INNER, 2] + face[bs.LOWER_INNER, 2]) / 2
+        up_z = amount * (mid_z - face[bs.UPPER_INNER, 2])
+        low_z = amount * (mid_z - face[bs.LOWER_INNER, 2])
         out = face.copy()
         out[bs.UPPER_INNER, 1] += up_shift
         out[bs.UPPER_OUTER, 1] += up_shift
         out[bs.LOWER_INNER, 1] += low_shift
         out[bs.LOWER_OUTER, 1] += low_shift
+        out[bs.UPPER_INNER, 2] += up_z
+        out[bs.LOWER_INNER, 2] += low_z
+        for (ids, cols), shift in zip(self._bodies, (up_shift, low_shift)):
+            if len(ids):
+                out[ids, 1] += shift[cols]
         return out
 
     def _head(self, params: MotionParams) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from avatar_rt.avatar.reference import Portrait, load_portrait
+from avatar_rt.avatar.rest_mouth import close_rest_mouth
 from avatar_rt.edits.attributes import bake_static
 from avatar_rt.edits.store import EditStore
 from avatar_rt.errors import NotFoundError
@@ -47,9 +48,10 @@ def prepare_avatar(data: bytes, size: int) -> Avatar:
 
 
 def _from_analysis(avatar_id: str, portrait_png: bytes, landmarks: bytes) -> Avatar:
+    """The stored analysis is of the photo as it was; the closed rest mouth is rebuilt from it."""
     image = cv2.imdecode(np.frombuffer(portrait_png, np.uint8), cv2.IMREAD_COLOR)
     points = np.frombuffer(landmarks, np.float32).reshape(-1, 3).copy()
-    portrait = Portrait(image=image, landmarks=points)
+    portrait = close_rest_mouth(Portrait(image=image, landmarks=points))
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
     return Avatar(avatar_id, portrait, PortraitRenderer(portrait), jpeg.tobytes() if ok else b"")
 
@@ -74,9 +76,11 @@ class AvatarStore:
         avatar = await loop.run_in_executor(self._executor, prepare_avatar, data, self.size)
         if self.store is not None:
             self.store.save_avatar(avatar.avatar_id, data)
-            ok, png = cv2.imencode(".png", avatar.portrait.image)
+            p = avatar.portrait
+            photo, photo_points = (p.image, p.landmarks) if p.photo is None else (p.photo, p.photo_landmarks)
+            ok, png = cv2.imencode(".png", photo)
             if ok:
-                self.store.save_analysis(avatar.avatar_id, png.tobytes(), avatar.portrait.landmarks.tobytes())
+                self.store.save_analysis(avatar.avatar_id, png.tobytes(), photo_points.tobytes())
         self._avatars[avatar.avatar_id] = avatar
         if pinned:
             self._pinned.add(avatar.avatar_id)
@@ -87,7 +91,8 @@ class AvatarStore:
             self._avatars.pop(oldest)
         return avatar
 
-    async def variant(self, avatar: Avatar, attributes: dict, appearance: dict, key: str) -> Avatar:
+    async def variant(self, avatar: Avatar, attributes: dict, appearance: dict, key: str,
+                      mouth_rest: str = "closed") -> Avatar:
         """The avatar with static edits baked in (cached: sessions with the same edits share it)."""
         if not key:
             return avatar
@@ -98,7 +103,7 @@ class AvatarStore:
         loop = asyncio.get_running_loop()
 
         def build() -> Avatar:
-            portrait = bake_static(avatar.portrait, attributes, appearance)
+            portrait = bake_static(avatar.portrait, attributes, appearance, mouth_rest)
             return Avatar(avatar.avatar_id, portrait, PortraitRenderer(portrait), avatar.jpeg)
 
         variant = await loop.run_in_executor(self._executor, build)

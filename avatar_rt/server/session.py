@@ -104,7 +104,8 @@ class Session:
         state = self.edits.state
         key = state.static_key()
         try:
-            variant = await self.avatars.variant(self.avatar, state.attributes, state.appearance, key)
+            variant = await self.avatars.variant(self.avatar, state.attributes, state.appearance, key,
+                                                 state.mouth_rest)
         except Exception:  # a failed bake keeps the current look; the edit itself is stored
             log.exception("session %s: baking static edits failed", self.session_id[:8])
             return
