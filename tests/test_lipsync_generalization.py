@@ -173,3 +173,25 @@ def test_the_verdict_judges_the_worst_heldout_voice_not_the_mean():
     assert lv.judge(rows)["criteria"]["real_pbm_closed"]["pass"]
     assert lv.judge(rows)["criteria"]["real_coverage"]["pass"]
     assert not lv.judge(rows[:2])["criteria"]["real_coverage"]["pass"]  # one speaker is not enough
+
+
+@needs_espeak
+def test_the_face_presses_when_either_head_hears_a_closure():
+    """The shipped model's lip_press shown is at least the viseme head's PP posterior (both estimate the closure)."""
+    from avatar_rt.engines import EngineError
+    from avatar_rt.motion.lipsync import LipSyncModel
+    from avatar_rt.pipeline import frame_bounds
+
+    try:
+        model = LipSyncModel(25.0)
+    except EngineError as err:
+        pytest.skip(f"no shipped lip-sync model: {err}")
+    u = synth.Espeak.get().synth("Bob bought a map, maybe.", "en-us", 150, 50, 50)
+    pp = model.visemes.index("PP")
+    closed = 0
+    for m in range(len(u.audio) // 640 + 4):
+        a, b = frame_bounds(m, 25.0)
+        params = model.step(u.audio[a:b] if a < len(u.audio) else np.zeros(b - a, np.int16), True)
+        assert params.lip_press >= float(model.viseme_posteriors[pp]) - 1e-6
+        closed += params.lip_press >= 0.5
+    assert closed >= 3  # the b, the p and the m of "map" and "maybe" close the mouth

@@ -184,6 +184,7 @@ class LipSyncModel:
                               f"gives {len(ARTICULATION) + len(self.visemes) + 1}")
         self._sil = np.zeros(len(self.visemes), np.float32)
         self._sil[self.visemes.index("sil") if "sil" in self.visemes else 0] = 1.0
+        self._pp = self.visemes.index("PP")  # the bilabial closure viseme
         self.reset()
 
     def reset(self) -> None:
@@ -250,8 +251,13 @@ class LipSyncModel:
         else:
             self.viseme_posteriors = vis.copy()
         a = np.clip(art, 0.0, 1.0).tolist()
+        # Two heads estimate the same closure: the articulation's lip_press and the viseme head's PP posterior.
+        # On voices it never heard the press head hedges (0.3–0.5) more than the classifier; showing the closure
+        # when either is sure closed 2–7 % more of the held-out voices' p/b/m for +0.1–0.3 % presses away from
+        # any p/b/m (benchmarks/lipsync_voices.py, 2026-11-29; docs/lipsync.md).
+        press = max(a[5], float(self.viseme_posteriors[self._pp]))
         params = MotionParams(jaw_open=a[0], lip_spread=a[1], lip_round=a[2], upper_lip_raise=a[3],
-                              lower_lip_drop=a[4], lip_press=a[5], teeth_show=a[6])
+                              lower_lip_drop=a[4], lip_press=press, teeth_show=a[6])
         if self.behaviour is not None:
             self._feed_behaviour(newest)
             b = self.behaviour.value_at(hop)
