@@ -174,17 +174,22 @@ def top_confusions(pred: np.ndarray, true: np.ndarray, k: int = 6) -> list[dict]
              "share": float(m.flat[i] / total)} for i in order if m.flat[i] > 0]
 
 
-def closure_segments(phonemes, starts, ends) -> list[tuple[float, float]]:
-    """Bilabial closures: runs of contiguous P/B/M segments, (start s, end s)."""
+def runs(phonemes, starts, ends, members) -> list[tuple[float, float]]:
+    """Contiguous runs of segments whose phoneme is in `members`, as (start s, end s)."""
     out: list[tuple[float, float]] = []
     for p, s, e in zip(phonemes, starts, ends):
-        if str(p) not in BILABIALS:
+        if str(p) not in members:
             continue
         if out and abs(out[-1][1] - float(s)) < 1e-6:
             out[-1] = (out[-1][0], float(e))
         else:
             out.append((float(s), float(e)))
     return out
+
+
+def closure_segments(phonemes, starts, ends) -> list[tuple[float, float]]:
+    """Bilabial closures: runs of contiguous P/B/M segments, (start s, end s)."""
+    return runs(phonemes, starts, ends, BILABIALS)
 
 
 def closure_onsets(segments: list[tuple[float, float]], detected: np.ndarray, fps: float) -> list[float | None]:

@@ -57,6 +57,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from avatar_rt.motion.lipsync import ARTICULATION  # noqa: E402
+from benchmarks.lipsync import runs  # noqa: E402
 from export.lipsync import coarticulation as co  # noqa: E402
 from export.lipsync import phonemes as ph  # noqa: E402
 
@@ -83,19 +84,6 @@ LOWER_IS_BETTER = frozenset({"onset_ms", "false_press"})
 
 def frame_centres(n_frames: int, fps: float) -> np.ndarray:
     return (np.arange(n_frames) + 0.5) / fps
-
-
-def runs(phonemes, starts, ends, members: frozenset[str]) -> list[tuple[float, float]]:
-    """Contiguous runs of segments whose phoneme is in `members`, as (start s, end s)."""
-    out: list[tuple[float, float]] = []
-    for p, s, e in zip(phonemes, starts, ends):
-        if str(p) not in members:
-            continue
-        if out and abs(out[-1][1] - float(s)) < 1e-6:
-            out[-1] = (out[-1][0], float(e))
-        else:
-            out.append((float(s), float(e)))
-    return out
 
 
 def window_frames(centres: np.ndarray, s: float, e: float) -> np.ndarray:
@@ -255,9 +243,10 @@ def render_closures(utterances, fps: float, make_lipsync, portrait, progress: bo
             idx = window_frames(centres, s, e)
             per_voice.setdefault(u.voice, []).append(bool(len(idx)) and bool(np.min(g[idx]) <= 0.02))
         rest_gaps += [float(x) for x in g[:3] if np.isfinite(x)]
+    every = [x for c in per_voice.values() for x in c]
     return {"voices": {v: {"closures": len(c), "closed": float(np.mean(c)) if c else None}
                        for v, c in per_voice.items()},
-            "worst": min((float(np.mean(c)) for c in per_voice.values() if c), default=None),
+            "closures": len(every), "closed": float(np.mean(every)) if every else None,
             "first_frames_gap_iod_median": float(np.median(rest_gaps)) if rest_gaps else None}
 
 
@@ -312,9 +301,10 @@ def judge(rows: list[dict], rendered: dict | None = None) -> dict:
         w = _worst(synth, key)
         c[f"synth_{key}"] = {"worst": w[key] if w else None, "voice": w["voice"] if w else None,
                              "target": bound, "pass": w is not None and w[key] >= bound}
-    if rendered is not None:
-        c["rendered_real_pbm"] = {"worst": rendered.get("worst"), "target": 0.90,
-                                  "pass": rendered.get("worst") is not None and rendered["worst"] >= 0.90}
+    if rendered is not None:  # the issue: "p/b/m closures ≥ 90 % for held-out real speech", over all of it
+        c["rendered_real_pbm"] = {"closed": rendered.get("closed"), "closures": rendered.get("closures"),
+                                  "target": 0.90, "pass": rendered.get("closed") is not None
+                                  and rendered["closed"] >= 0.90}
     return out
 
 
@@ -352,6 +342,7 @@ def report(rows: list[dict], verdict: dict, rendered: dict | None = None) -> Non
         print("\nrendered video, real held-out speech (MediaPipe re-detection, closed = inner-lip gap ≤ 0.02 IOD)")
         for v, x in rendered["voices"].items():
             print(f"  {v:<26} {x['closures']:>4} closures, {_cell(x['closed'], True)} closed")
+        print(f"  {'all of them':<26} {rendered['closures']:>4} closures, {_cell(rendered['closed'], True)} closed")
     print(f"\ncriteria (worst held-out voice; real speakers with ≥ {JUDGED_MIN_CLOSURES} closures are judged):")
     for key, c in verdict["criteria"].items():
         shown = {k: v for k, v in c.items() if k != "pass"}

@@ -103,15 +103,10 @@ def _phone(p) -> str:
 
 
 def closure_segments(u) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for p, s, e in zip(u.phonemes, u.starts, u.ends):
-        if _phone(p) not in BILABIAL:
-            continue
-        if out and abs(out[-1][1] - float(s)) < 1e-4:
-            out[-1] = (out[-1][0], float(e))
-        else:
-            out.append((float(s), float(e)))
-    return out
+    """P/B/M runs of an utterance, (start s, end s)."""
+    from lipsync import runs  # noqa: PLC0415  (benchmarks/lipsync.py: this folder is on sys.path)
+
+    return runs([_phone(p) for p in u.phonemes], u.starts, u.ends, BILABIAL)
 
 
 def speech_span(u) -> tuple[float, float]:

@@ -39,6 +39,20 @@ def _fit(y: np.ndarray, n: int) -> np.ndarray:
     return y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
 
 
+def warp_bins(x: np.ndarray, factor: float) -> np.ndarray:
+    """Stretch the last axis (frequency bins) by `factor`: bin i takes the value at bin i / factor (linear
+    interpolation, the edges held). A shorter vocal tract (factor > 1) moves every formant up by about this factor.
+    Used on log-mel frames (stage A's VTLP) and on WORLD's spectral envelopes (speaker.py)."""
+    if factor == 1.0:
+        return x
+    n = x.shape[-1]
+    src = np.clip(np.arange(n, dtype=np.float64) / factor, 0, n - 1)
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, n - 1)
+    w = src - lo
+    return x[..., lo] * (1 - w) + x[..., hi] * w
+
+
 def coloured_noise(n: int, rng: np.random.Generator, kind: str = "white") -> np.ndarray:
     """Unit-RMS noise: white, pink (1/f power) or brown (1/f²), shaped in the frequency domain."""
     w = rng.standard_normal(n)

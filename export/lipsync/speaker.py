@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from export.lipsync.augment import warp_bins
+
 SAMPLE_RATE = 16000
 FRAME_MS = 5.0
 
@@ -68,18 +70,6 @@ def draw(rng: np.random.Generator, source_f0: float) -> SpeakerChange:
     return SpeakerChange(float(f0), float(fmt), float(rng.uniform(0.85, 1.2)))
 
 
-def _warp_frequency(env: np.ndarray, scale: float) -> np.ndarray:
-    """Each frame's bin k takes the value at bin k / scale (linear interpolation; the top bin held)."""
-    if scale == 1.0:
-        return env
-    bins = np.arange(env.shape[1], dtype=np.float64)
-    src = np.clip(bins / scale, 0, env.shape[1] - 1)
-    lo = np.floor(src).astype(int)
-    hi = np.minimum(lo + 1, env.shape[1] - 1)
-    w = src - lo
-    return env[:, lo] * (1 - w) + env[:, hi] * w
-
-
 def _resample_frames(f0: np.ndarray, sp: np.ndarray, ap: np.ndarray, rate: float):
     """Frames taken at positions i·rate: a log-envelope interpolated between neighbours, F0 from the nearer
     frame (interpolated only between two voiced ones, so voicing edges stay sharp)."""
@@ -108,8 +98,8 @@ def apply(audio: np.ndarray, change: SpeakerChange) -> np.ndarray:
     f0 = pyworld.stonemask(x, f0, t, SAMPLE_RATE)
     sp = pyworld.cheaptrick(x, f0, t, SAMPLE_RATE)
     ap = pyworld.d4c(x, f0, t, SAMPLE_RATE)
-    sp = np.maximum(_warp_frequency(sp, change.formant_scale), 1e-16)
-    ap = np.clip(_warp_frequency(ap, change.formant_scale), 0.0, 1.0)
+    sp = np.maximum(warp_bins(sp, change.formant_scale), 1e-16)
+    ap = np.clip(warp_bins(ap, change.formant_scale), 0.0, 1.0)
     f0 = f0 * change.f0_scale
     if change.rate != 1.0:
         f0, sp, ap = _resample_frames(f0, sp, ap, change.rate)

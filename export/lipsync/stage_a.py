@@ -231,14 +231,9 @@ def warp_mel(raw: np.ndarray, factor: float) -> np.ndarray:
     """Vocal tract length perturbation on log-mel frames: bin i takes the value at bin i / factor (linear
     interpolation, edges held). A longer or shorter vocal tract shifts the formants by about this factor, so
     the network meets more voices than the synthesizers have (the held-out voices are unseen ones)."""
-    if factor == 1.0:
-        return raw
-    bins = np.arange(raw.shape[1], dtype=np.float64)
-    src = np.clip(bins / factor, 0, raw.shape[1] - 1)
-    lo = np.floor(src).astype(int)
-    hi = np.minimum(lo + 1, raw.shape[1] - 1)
-    w = src - lo
-    return raw[:, lo] * (1 - w) + raw[:, hi] * w
+    from export.lipsync import augment  # noqa: PLC0415  (scipy, av: training only)
+
+    return augment.warp_bins(raw, factor)
 
 
 def utterance_features(audio: np.ndarray, stats: FeatureStats, warp: float = 1.0) -> np.ndarray:
