@@ -64,7 +64,6 @@ ESPEAK_DATA = "/usr/lib/x86_64-linux-gnu/espeak-ng-data"
 
 # Reserved for independent evaluation (DESIGN.md): never synthesize with them.
 RESERVED_VOICE_PATTERNS = ("slt", "kdl")
-FESTIVAL_VOICES = ("kal_diphone",)
 
 
 class ReservedVoiceError(ValueError):
@@ -348,7 +347,8 @@ class FestivalVoice:
         return shutil.which("festival") is not None and (FESTIVAL_VOICE_ROOT / self.folder).is_dir()
 
 
-# The training voices. Never festvox-us-slt-hts or festvox-kdlpc16k (reserved; check_voice refuses them).
+# The Festival voices we know (which train and which are held out: export/lipsync/voicesets.py). Never
+# festvox-us-slt-hts or festvox-kdlpc16k (reserved; check_voice refuses them).
 FESTIVAL_VOICES: dict[str, FestivalVoice] = {v.name: v for v in (
     FestivalVoice("kal_diphone", "en", "english/kal_diphone", "festvox-kallpc16k", "utf-8",
                   ph.FESTIVAL_TO_ARPABET, "unisyn", f0_lr=True),
@@ -409,7 +409,7 @@ def festival_synth(requests: list[FestivalRequest], voice: str = "kal_diphone",
     Raises RuntimeError (with Festival's own message) when the voice does not load or gives no segments."""
     check_voice(voice)
     if voice not in FESTIVAL_VOICES:
-        raise ValueError(f"Festival voice {voice!r} is not one of the training voices {tuple(FESTIVAL_VOICES)}")
+        raise ValueError(f"Festival voice {voice!r} is not one of the known Festival voices {tuple(FESTIVAL_VOICES)}")
     spec = FESTIVAL_VOICES[voice]
     if not spec.available():
         raise RuntimeError(f"Festival voice {voice} is not installed: apt-get install festival {spec.package}")
@@ -554,7 +554,7 @@ class Flite:
     def _voice(self, name: str):
         check_voice(name)
         if name not in FLITE_VOICES:
-            raise ValueError(f"flite voice {name!r} is not one of the training voices {FLITE_VOICES}")
+            raise ValueError(f"flite voice {name!r} is not one of the known flite voices {FLITE_VOICES}")
         if name not in self._voices:
             path = os.path.join(FLITE_LIB_DIR, f"libflite_cmu_us_{name}.so.1")
             if not Path(path).exists():
