@@ -1,4 +1,4 @@
-"""The training voices of the lip-sync data (export.lipsync.synth.VOICES): flite, Festival in six languages, espeak-ng.
+"""The training voices of the lip-sync data (export.lipsync.registry.VOICES): flite, Festival in six languages, espeak-ng.
 
 Each voice speaks a short sentence of its language with bilabials in known places; its segments must tile
 the audio, hold the expected p/b/m, and each bilabial after a vowel must start in a closure (the
@@ -14,7 +14,7 @@ import pytest
 from scipy.signal import butter, sosfiltfilt
 
 from export.lipsync import phonemes as ph
-from export.lipsync import sentences, sentences_intl, synth
+from export.lipsync import flite, registry, sentences, sentences_intl, synth
 
 SR = synth.SAMPLE_RATE
 # The p/b/m of sentences.probe_sentence(language), in order.
@@ -27,10 +27,10 @@ EXPECTED_BILABIALS = {
     "ru": ["M", "M", "P", "P", "P", "M"],  # Мама и папа пили молоко.
 }
 # Every registered voice but the espeak-ng bases (one of them is enough here; test_lipsync_data covers espeak).
-TESTED = [k for k, v in synth.VOICES.items() if v.engine != "espeak"] + ["espeak:en-us"]
+TESTED = [k for k, v in registry.VOICES.items() if v.engine != "espeak"] + ["espeak:en-us"]
 
 
-def _skip_unless_available(info: synth.VoiceInfo) -> None:
+def _skip_unless_available(info: registry.VoiceInfo) -> None:
     if info.available():
         return
     package = {"espeak": "espeak-ng", "flite": "flite"}.get(info.engine)
@@ -64,10 +64,10 @@ def _assert_tiles(u: synth.Utterance) -> None:
 
 @pytest.mark.parametrize("key", TESTED)
 def test_voice_speaks_bilabials_with_closures(key):
-    info = synth.VOICES[key]
+    info = registry.VOICES[key]
     _skip_unless_available(info)
     unknown_before = sum(ph.UNKNOWN.values())
-    (u,) = synth.synthesize(key, [sentences.probe_sentence(info.language)])
+    (u,) = registry.synthesize(key, [sentences.probe_sentence(info.language)])
     _assert_tiles(u)
     assert sum(ph.UNKNOWN.values()) == unknown_before, f"unmapped symbols in {u.raw}"
     assert [p for p in u.phonemes if p in ("P", "B", "M")] == EXPECTED_BILABIALS[info.language], u.phonemes
@@ -85,14 +85,14 @@ def test_voice_speaks_bilabials_with_closures(key):
     assert checked >= 2
 
 
-@pytest.mark.parametrize("key", [k for k, v in synth.VOICES.items() if v.engine != "espeak"])
+@pytest.mark.parametrize("key", [k for k, v in registry.VOICES.items() if v.engine != "espeak"])
 def test_voice_varies_rate_and_pitch_and_keeps_tiling(key):
-    info = synth.VOICES[key]
+    info = registry.VOICES[key]
     _skip_unless_available(info)
     text = sentences.language_sentences(info.language, 1, seed=11)[0]
     stretch = 1.3 if "stretch" in info.controls else 1.0
     f0 = 1.25 if "f0" in info.controls else 1.0
-    plain, varied = synth.synthesize(key, [text])[0], synth.synthesize(key, [text], stretch, f0)[0]
+    plain, varied = registry.synthesize(key, [text])[0], registry.synthesize(key, [text], stretch, f0)[0]
     for u in (plain, varied):
         _assert_tiles(u)
     assert [p for p in plain.phonemes if p != ph.SIL] == [p for p in varied.phonemes if p != ph.SIL]
@@ -100,30 +100,30 @@ def test_voice_varies_rate_and_pitch_and_keeps_tiling(key):
         assert varied.duration > 1.15 * plain.duration
     for control in {"stretch", "f0"} - set(info.controls):
         with pytest.raises(ValueError):
-            synth.synthesize(key, [text], **({"stretch": 1.2} if control == "stretch" else {"f0_scale": 1.2}))
+            registry.synthesize(key, [text], **({"stretch": 1.2} if control == "stretch" else {"f0_scale": 1.2}))
 
 
 def test_flite_batch_and_requests():
-    if not synth.flite_available():
+    if not flite.flite_available():
         pytest.skip("flite is not installed (apt-get install flite)")
-    utts = synth.flite_synth(["Maybe Bobby made a map.", synth.FliteRequest("Pop the big balloon.", stretch=1.4)],
+    utts = flite.flite_synth(["Maybe Bobby made a map.", flite.FliteRequest("Pop the big balloon.", stretch=1.4)],
                              voice="kal16")
     assert [u.voice for u in utts] == ["flite:kal16"] * 2
     for u in utts:
         _assert_tiles(u)
     assert utts[0].raw[0] == "pau" and "m" in utts[0].raw
     with pytest.raises(ValueError):
-        synth.flite_synth(["hello"], voice="awb_time")  # installed, but a talking clock, not a training voice
+        flite.flite_synth(["hello"], voice="awb_time")  # installed, but a talking clock, not a training voice
 
 
 @pytest.mark.parametrize("call", [
-    lambda: synth.flite_synth(["hello"], voice="slt"),
-    lambda: synth.flite_synth(["hello"], voice="cmu_us_slt"),
-    lambda: synth.synthesize("flite:slt", ["hello"]),
+    lambda: flite.flite_synth(["hello"], voice="slt"),
+    lambda: flite.flite_synth(["hello"], voice="cmu_us_slt"),
+    lambda: registry.synthesize("flite:slt", ["hello"]),
     lambda: synth.festival_synth([synth.FestivalRequest("hello")], voice="cmu_us_slt_arctic_hts"),
     lambda: synth.festival_synth([synth.FestivalRequest("hello")], voice="kdl_diphone"),
-    lambda: synth.synthesize("festival:kdl_diphone", ["hello"]),
-    lambda: synth.voice_info("festival:cmu_us_slt_arctic_hts"),
+    lambda: registry.synthesize("festival:kdl_diphone", ["hello"]),
+    lambda: registry.voice_info("festival:cmu_us_slt_arctic_hts"),
 ])
 def test_reserved_voices_are_refused(call):
     with pytest.raises(synth.ReservedVoiceError):
@@ -131,27 +131,27 @@ def test_reserved_voices_are_refused(call):
 
 
 def test_flite_never_loads_slt():
-    assert "slt" not in synth.FLITE_VOICES
-    if synth.Flite._instance is not None:
-        assert not any("slt" in name for name in synth.Flite._instance._voices)
+    assert "slt" not in flite.FLITE_VOICES
+    if flite.Flite._instance is not None:
+        assert not any("slt" in name for name in flite.Flite._instance._voices)
 
 
 def test_registry():
     allowed = {"espeak", "festival-diphone", "festival-hts", "festival-clunits", "flite-cg", "flite-diphone"}
-    assert set(synth.FAMILIES) == allowed
-    for key, v in synth.VOICES.items():
+    assert set(registry.FAMILIES) == allowed
+    for key, v in registry.VOICES.items():
         assert key == v.key and v.gender in ("m", "f") and v.language in sentences.LANGUAGES
         assert not any(p in key.lower() for p in synth.RESERVED_VOICE_PATTERNS)
         assert set(v.controls) <= {"stretch", "f0"}
         if v.engine == "festival":
             assert v.voice in synth.FESTIVAL_VOICES and synth.FESTIVAL_VOICES[v.voice].language == v.language
-    kal = synth.VOICES["festival:kal_diphone"].speaker
-    assert synth.VOICES["flite:kal16"].speaker == synth.VOICES["flite:kal"].speaker == kal
-    assert "same speaker" in synth.VOICES["flite:kal16"].note
-    assert sum(v.gender == "f" for v in synth.VOICES.values()) >= 4
-    assert synth.voice_info("espeak:en-us+f3") is synth.VOICES["espeak:en-us"]
+    kal = registry.VOICES["festival:kal_diphone"].speaker
+    assert registry.VOICES["flite:kal16"].speaker == registry.VOICES["flite:kal"].speaker == kal
+    assert "same speaker" in registry.VOICES["flite:kal16"].note
+    assert sum(v.gender == "f" for v in registry.VOICES.values()) >= 4
+    assert registry.voice_info("espeak:en-us+f3") is registry.VOICES["espeak:en-us"]
     with pytest.raises(KeyError):
-        synth.voice_info("festival:rab_diphone")
+        registry.voice_info("festival:rab_diphone")
 
 
 @pytest.mark.parametrize("language", [lang for lang in sentences.LANGUAGES if lang != "en"])

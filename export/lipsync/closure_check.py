@@ -20,7 +20,7 @@ import numpy as np
 from scipy.signal import butter, sosfiltfilt
 
 from export.lipsync import phonemes as ph
-from export.lipsync import sentences, synth
+from export.lipsync import registry, sentences, synth
 
 SR = synth.SAMPLE_RATE
 _BAND = butter(4, [1000, 5000], btype="band", fs=SR, output="sos")
@@ -60,7 +60,7 @@ def closure_offsets(utterances: list[synth.Utterance], phones=("P", "B", "M"),
     return out
 
 
-def _texts(info: synth.VoiceInfo, n: int, seed: int) -> list[str]:
+def _texts(info: registry.VoiceInfo, n: int, seed: int) -> list[str]:
     if info.language == "en":
         return sentences.sentences(n, seed)
     return sentences.language_sentences(info.language, n, seed)
@@ -72,14 +72,14 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--voices", nargs="*", default=None, help="registry keys (default: all but most espeak bases)")
     a = ap.parse_args(argv)
-    keys = a.voices or [k for k, v in synth.VOICES.items() if v.engine != "espeak"] + ["espeak:en-us"]
+    keys = a.voices or [k for k, v in registry.VOICES.items() if v.engine != "espeak"] + ["espeak:en-us"]
     for key in keys:
-        info = synth.voice_info(key)
+        info = registry.voice_info(key)
         if not info.available():
             print(f"{key:28s} not installed")
             continue
         t = time.perf_counter()
-        utts = synth.synthesize(key, _texts(info, a.n, a.seed))
+        utts = registry.synthesize(key, _texts(info, a.n, a.seed))
         per_utt = (time.perf_counter() - t) / len(utts)
         offs = closure_offsets(utts)
 

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from export.lipsync import coarticulation as co
 from export.lipsync import phonemes as ph
-from export.lipsync import sentences, speaker, synth, voices, voicesets
+from export.lipsync import registry, sentences, speaker, synth, voices, voicesets
 
 # espeak-ng base voices (names as libespeak-ng resolves them: "en" is the British voice gmw/en).
 TRAIN_BASES = ("en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd")
@@ -117,7 +117,7 @@ def plan(n: int, seed: int, festival_frac: float, val_frac: float, heldout_frac:
                                   f0_mean=float(rng.uniform(80, 140)), f0_std=float(rng.uniform(8, 25)),
                                   change=change))
                 continue
-            info = synth.voice_info(f"festival:{voice}")
+            info = registry.voice_info(f"festival:{voice}")
             specs.append(Spec(i, split, "festival", voice, sentences.sentence_in(extra, info.language, split),
                               stretch=float(extra.uniform(0.85, 1.3)) if "stretch" in info.controls else 1.0,
                               f0_scale=float(extra.uniform(0.85, 1.2)) if "f0" in info.controls else 1.0,

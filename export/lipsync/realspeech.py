@@ -56,7 +56,7 @@ import numpy as np
 
 from export.lipsync import align as al
 from export.lipsync import phonemes as ph
-from export.lipsync.synth import SAMPLE_RATE, Utterance, _to_16k
+from export.lipsync.synth import Utterance, _to_16k
 
 # Changing how alignment works must invalidate the cache.
 ALIGN_KEY = (f"ps5.1.1 pad{al.PAD_SECONDS} off{al.BOUNDARY_OFFSET} gap{al.MAX_GAP} "

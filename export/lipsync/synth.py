@@ -1,4 +1,4 @@
-"""Speech synthesis with exact phoneme timings: espeak-ng (libespeak-ng via ctypes), Festival and flite.
+"""Speech synthesis with exact phoneme timings: espeak-ng (libespeak-ng via ctypes) and Festival.
 
 All return an `Utterance`: 16 kHz mono int16 audio and ARPAbet segments that tile
 it exactly (starts[0] = 0, ends[i] = starts[i+1], ends[-1] = duration).
@@ -20,12 +20,9 @@ languages (`FESTIVAL_VOICES`: kal_diphone, Italian pc/lp, Catalan ona (HTS), Cze
 dita/machac, Finnish lj/mv, Russian nsh (clunits)), each with its text encoding and a
 phone map to ARPAbet (export.lipsync.phonemes).
 
-flite (libflite 2.x via ctypes, `flite_synth`): the Segment relation's end times of the
-utterance flite synthesized, read in-process; voices awb, rms (clustergen), kal16, kal
-(diphone; the same speaker as Festival's kal).
-
-`VOICES` registers every training voice (engine, family, gender, language, accent,
-speaker) and `synthesize(key, texts, stretch, f0_scale)` calls any of them.
+flite lives in `export/lipsync/flite.py`, and the registry of every voice (`VOICES`,
+`voice_info`, `synthesize`) in `export/lipsync/registry.py`; both use this module's
+`Utterance` and segment helpers.
 
 Timing: espeak's stop onsets are exact to the sample (corrected above). The others keep
 their synthesizer's own segment times; measured against the waveform (the 1–5 kHz level
@@ -121,6 +118,12 @@ def _segments(symbols: list[str], bounds: list[int], rate: int, n_out: int,
     ends = np.append(starts[1:], n_out / SAMPLE_RATE)
     starts[0] = 0.0
     return names, starts, ends
+
+
+def _end_bounds(ends_s: list[float], rate: int, n: int) -> list[int]:
+    """Sample bounds from segment end times (seconds); the last segment (a pause) is stretched to the wave's end."""
+    bounds = [0] + [min(int(round(e * rate)), n) for e in ends_s[:-1]] + [n]
+    return [int(b) for b in np.maximum.accumulate(bounds)]
 
 
 # ---------------------------------------------------------------- espeak-ng
@@ -488,246 +491,3 @@ def probe_festival_voices(voices=None) -> dict[str, str]:
         except Exception as e:  # noqa: BLE001 - a report, not a control path
             out[name] = f"failed: {e}"
     return out
-
-
-# ---------------------------------------------------------------- flite
-
-FLITE_LIB_DIR = "/usr/lib/x86_64-linux-gnu"
-# flite voices for training data. `slt` (the speaker of festvox-us-slt-hts) is reserved and never loaded;
-# `awb_time` is a limited-domain talking clock, not a general voice.
-FLITE_VOICES = ("awb", "rms", "kal16", "kal")
-
-
-def flite_available(voice: str | None = None) -> bool:
-    libs = ["libflite.so.1"] + [f"libflite_cmu_us_{v}.so.1" for v in ((voice,) if voice else FLITE_VOICES)]
-    return all((Path(FLITE_LIB_DIR) / lib).exists() for lib in libs)
-
-
-class _FliteWave(ctypes.Structure):  # cst_wave in cst_wave.h
-    _fields_ = [("type", ctypes.c_char_p), ("sample_rate", ctypes.c_int), ("num_samples", ctypes.c_int),
-                ("num_channels", ctypes.c_int), ("samples", ctypes.POINTER(ctypes.c_short))]
-
-
-class _FliteVoice(ctypes.Structure):  # the head of cst_voice in cst_voice.h
-    _fields_ = [("name", ctypes.c_char_p), ("features", ctypes.c_void_p), ("ffunctions", ctypes.c_void_p)]
-
-
-@dataclass
-class FliteRequest:
-    text: str
-    stretch: float = 1.0  # multiplies the voice's own duration_stretch (kal's is 1.1): > 1 is slower
-    f0_mean: float | None = None  # Hz: int_f0_target_mean (None: the voice's own)
-    f0_std: float | None = None  # Hz: int_f0_target_stddev (None: the voice's own)
-
-
-class Flite:
-    """libflite 2.x through ctypes (no headers needed: only the heads of cst_wave and cst_voice are read).
-    The voices are registered once per process; calls are serialised (the voice features are shared state)."""
-
-    _instance: Flite | None = None
-    _P = ctypes.c_void_p
-
-    def __init__(self) -> None:
-        P, c_str = self._P, ctypes.c_char_p
-        # RTLD_GLOBAL: the voice libraries resolve libflite's symbols (and the lexicon's) through it.
-        self._lib = lib = ctypes.CDLL(os.path.join(FLITE_LIB_DIR, "libflite.so.1"), mode=ctypes.RTLD_GLOBAL)
-        for name, res, args in (
-                ("flite_synth_text", P, [c_str, P]), ("utt_wave", ctypes.POINTER(_FliteWave), [P]),
-                ("utt_relation", P, [P, c_str]), ("relation_head", P, [P]), ("item_next", P, [P]),
-                ("item_feat_float", ctypes.c_float, [P, c_str]), ("item_feat_string", c_str, [P, c_str]),
-                ("feat_set_float", None, [P, c_str, ctypes.c_float]), ("feat_present", ctypes.c_int, [P, c_str]),
-                ("feat_float", ctypes.c_float, [P, c_str]), ("feat_remove", ctypes.c_int, [P, c_str]),
-                ("delete_utterance", None, [P])):
-            fn = getattr(lib, name)
-            fn.restype, fn.argtypes = res, args
-        lib.flite_init()
-        self._voices: dict[str, ctypes.c_void_p] = {}
-        self._keep: list[ctypes.CDLL] = []
-        self._lock = threading.Lock()
-
-    @classmethod
-    def get(cls) -> Flite:
-        if cls._instance is None:
-            cls._instance = cls()
-        return cls._instance
-
-    def _voice(self, name: str):
-        check_voice(name)
-        if name not in FLITE_VOICES:
-            raise ValueError(f"flite voice {name!r} is not one of the known flite voices {FLITE_VOICES}")
-        if name not in self._voices:
-            path = os.path.join(FLITE_LIB_DIR, f"libflite_cmu_us_{name}.so.1")
-            if not Path(path).exists():
-                raise FileNotFoundError(f"{path} is missing: apt-get install flite")
-            vlib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
-            register = getattr(vlib, f"register_cmu_us_{name}")
-            register.restype, register.argtypes = ctypes.POINTER(_FliteVoice), [ctypes.c_char_p]
-            voice = register(None)
-            if not voice:
-                raise RuntimeError(f"flite could not register voice {name!r}")
-            self._keep.append(vlib)
-            self._voices[name] = voice
-        return self._voices[name]
-
-    def synth(self, request: FliteRequest, voice: str) -> Utterance:
-        lib = self._lib
-        with self._lock:
-            v = self._voice(voice)
-            feats = v.contents.features
-            own_stretch = 1.0
-            if lib.feat_present(feats, b"duration_stretch"):
-                own_stretch = lib.feat_float(feats, b"duration_stretch")
-            settings = {b"duration_stretch": own_stretch * request.stretch, b"int_f0_target_mean": request.f0_mean,
-                        b"int_f0_target_stddev": request.f0_std}
-            saved = {k: (lib.feat_float(feats, k) if lib.feat_present(feats, k) else None) for k in settings}
-            try:
-                for k, value in settings.items():
-                    if value is not None:
-                        lib.feat_set_float(feats, k, float(value))
-                utt = lib.flite_synth_text(request.text.encode("utf-8"), ctypes.cast(v, self._P))
-                if not utt:
-                    raise RuntimeError(f"flite failed on {request.text!r}")
-                try:
-                    w = lib.utt_wave(utt).contents
-                    if w.num_channels != 1:
-                        raise RuntimeError(f"flite gave {w.num_channels} channels")
-                    rate = int(w.sample_rate)
-                    raw_audio = np.ctypeslib.as_array(w.samples, shape=(w.num_samples,)).astype(np.int16).copy()
-                    segs = []
-                    item = lib.relation_head(lib.utt_relation(utt, b"Segment"))
-                    while item:
-                        name = lib.item_feat_string(item, b"name").decode()
-                        segs.append((name, float(lib.item_feat_float(item, b"end"))))
-                        item = lib.item_next(item)
-                finally:
-                    lib.delete_utterance(utt)
-            finally:
-                for k, value in saved.items():  # the voice is shared: put its features back
-                    if value is None:
-                        lib.feat_remove(feats, k)
-                    else:
-                        lib.feat_set_float(feats, k, value)
-        if not len(raw_audio) or not segs:
-            raise ValueError(f"flite:{voice} produced no audio for {request.text!r}")
-        audio = _to_16k(raw_audio, rate)
-        symbols = [s for s, _ in segs]
-        bounds = _end_bounds([e for _, e in segs], rate, len(raw_audio))
-        names, starts, ends = _segments(symbols, bounds, rate, len(audio), ph.flite_to_arpabet)
-        return Utterance(audio, names, starts, ends, f"flite:{voice}", request.text, symbols)
-
-
-def _end_bounds(ends_s: list[float], rate: int, n: int) -> list[int]:
-    """Sample bounds from segment end times (seconds); the last segment (a pause) is stretched to the wave's end."""
-    bounds = [0] + [min(int(round(e * rate)), n) for e in ends_s[:-1]] + [n]
-    return [int(b) for b in np.maximum.accumulate(bounds)]
-
-
-def flite_synth(texts: list[str | FliteRequest], voice: str = "rms", stretch: float = 1.0,
-                f0_mean: float | None = None, f0_std: float | None = None) -> list[Utterance]:
-    """Synthesize with libflite: 16 kHz int16 audio and ARPAbet segments tiling it, from flite's own
-    Segment end times. A plain string uses `stretch`/`f0_mean`/`f0_std`; a `FliteRequest` carries its own.
-    flite's `slt` voice is reserved for independent evaluation and refused."""
-    check_voice(voice)
-    fl = Flite.get()
-    reqs = [t if isinstance(t, FliteRequest) else FliteRequest(t, stretch, f0_mean, f0_std) for t in texts]
-    return [fl.synth(r, voice) for r in reqs]
-
-
-# ---------------------------------------------------------------- the voice registry
-
-@dataclass(frozen=True)
-class VoiceInfo:
-    """One training voice, whatever the engine. `key` is "<engine>:<voice>"."""
-    engine: str  # "espeak" | "festival" | "flite"
-    voice: str  # the engine's own name for it
-    family: str  # synthesizer family, for leave-one-family-out: espeak, festival-diphone, festival-hts,
-    #              festival-clunits, flite-cg, flite-diphone
-    gender: str  # "m" | "f" (espeak: of the base voice; its variants are either)
-    language: str  # ISO 639-1; sentences.sentence_in(rng, language, split) gives its texts
-    accent: str
-    speaker: str  # a speaker identity: two entries with the same speaker are one person (flite kal = Festival kal)
-    native_rate: int  # Hz, before resampling to 16 kHz
-    controls: tuple[str, ...]  # what `synthesize` can vary for it: "stretch" (rate), "f0" (pitch)
-    f0_hz: float  # median F0 of its default voice (measured), the reference for f0_scale
-    note: str = ""
-
-    @property
-    def key(self) -> str:
-        return f"{self.engine}:{self.voice}"
-
-    def available(self) -> bool:
-        if self.engine == "espeak":
-            return espeak_available()
-        if self.engine == "flite":
-            return flite_available(self.voice)
-        return festival_available(self.voice)
-
-
-_ESPEAK_BASES = (  # (voice, accent): the English base voices data.py uses (TRAIN_BASES + HELDOUT_BASES)
-    ("en", "British"), ("en-us", "US"), ("en-gb-scotland", "Scottish"), ("en-gb-x-gbclan", "Lancaster"),
-    ("en-gb-x-rp", "British RP"), ("en-gb-x-gbcwmd", "West Midlands"), ("en-029", "Caribbean"),
-    ("en-us-nyc", "New York"))
-
-VOICES: dict[str, VoiceInfo] = {v.key: v for v in (
-    *(VoiceInfo("espeak", name, "espeak", "m", "en", accent, f"espeak-{name}", 22050, ("stretch", "f0"), 100.0,
-                "formant synthesis; `+variant` names (espeak_variants()) give other speakers, both genders")
-      for name, accent in _ESPEAK_BASES),
-    VoiceInfo("festival", "kal_diphone", "festival-diphone", "m", "en", "US", "kal", 16000, ("stretch", "f0"), 102.0,
-              "residual-LPC diphones (festvox-kallpc16k)"),
-    VoiceInfo("festival", "pc_diphone", "festival-diphone", "m", "it", "Italian", "it-pc", 16000, ("stretch", "f0"),
-              112.0, "festvox-itapc16k"),
-    VoiceInfo("festival", "lp_diphone", "festival-diphone", "f", "it", "Italian", "it-lp", 16000, ("stretch", "f0"),
-              206.0, "festvox-italp16k"),
-    VoiceInfo("festival", "czech_dita", "festival-diphone", "f", "cs", "Czech", "cs-dita", 32000, ("stretch", "f0"),
-              218.0, "festvox-czech-dita"),
-    VoiceInfo("festival", "czech_machac", "festival-diphone", "m", "cs", "Czech", "cs-machac", 32000,
-              ("stretch", "f0"), 75.0, "festvox-czech-machac"),
-    VoiceInfo("festival", "suo_fi_lj_diphone", "festival-diphone", "f", "fi", "Finnish", "fi-lj", 22050,
-              ("stretch", "f0"), 151.0, "festvox-suopuhe-lj"),
-    VoiceInfo("festival", "hy_fi_mv_diphone", "festival-diphone", "m", "fi", "Finnish", "fi-mv", 22050,
-              ("stretch", "f0"), 83.0, "festvox-suopuhe-mv"),
-    VoiceInfo("festival", "upc_ca_ona_hts", "festival-hts", "f", "ca", "Catalan (central)", "ca-ona", 16000, (),
-              168.0, "HMM statistical-parametric (festvox-ca-ona-hts); Festival ignores Duration_Stretch and F0 "
-              "for it"),
-    VoiceInfo("festival", "msu_ru_nsh_clunits", "festival-clunits", "m", "ru", "Russian", "ru-nsh", 16000, (),
-              134.0, "unit selection from real recordings (festvox-ru); its prosody is the units' own"),
-    VoiceInfo("flite", "awb", "flite-cg", "m", "en", "Scottish", "awb", 16000, ("stretch", "f0"), 130.0,
-              "clustergen statistical-parametric (flite 2.x cmu_us_awb)"),
-    VoiceInfo("flite", "rms", "flite-cg", "m", "en", "US", "rms", 16000, ("stretch",), 101.0,
-              "clustergen statistical-parametric; flite ignores int_f0_target_mean and f0_shift for it"),
-    VoiceInfo("flite", "kal16", "flite-diphone", "m", "en", "US", "kal", 16000, ("stretch", "f0"), 89.0,
-              "same speaker as Festival kal_diphone (not a different speaker)"),
-    VoiceInfo("flite", "kal", "flite-diphone", "m", "en", "US", "kal", 8000, ("stretch", "f0"), 89.0,
-              "same speaker as Festival kal_diphone; 8 kHz (telephone band), resampled to 16 kHz"),
-)}
-FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(v.family for v in VOICES.values()))
-
-
-def voice_info(key: str) -> VoiceInfo:
-    """The registry entry of "engine:voice" (an espeak "+variant" suffix is allowed)."""
-    check_voice(key)
-    base = key.split("+")[0]
-    if base not in VOICES:
-        raise KeyError(f"unknown voice {key!r}; registered: {sorted(VOICES)}")
-    return VOICES[base]
-
-
-def synthesize(key: str, texts: list[str], stretch: float = 1.0, f0_scale: float = 1.0) -> list[Utterance]:
-    """Any registered voice with one interface: `stretch` > 1 is slower, `f0_scale` multiplies the pitch.
-    A control the voice does not have (VoiceInfo.controls) must be left at 1.0."""
-    info = voice_info(key)
-    for control, value in (("stretch", stretch), ("f0", f0_scale)):
-        if value != 1.0 and control not in info.controls:
-            raise ValueError(f"{info.key} cannot vary {control} (controls: {info.controls})")
-    voice = key.split(":", 1)[1]
-    if info.engine == "espeak":
-        es = Espeak.get()
-        pitch = int(np.clip(round(50 + 50 * np.log2(f0_scale)), 0, 100))  # espeak's pitch scale is 0–100, ~1 octave
-        return [es.synth(t, voice, rate=int(round(175 / stretch)), pitch=pitch) for t in texts]
-    if info.engine == "flite":
-        f0 = None if f0_scale == 1.0 else info.f0_hz * f0_scale
-        return flite_synth([FliteRequest(t, stretch, f0) for t in texts], voice)
-    spec = FESTIVAL_VOICES[voice]
-    if spec.f0_lr:
-        return festival_synth([FestivalRequest(t, stretch, 105.0 * f0_scale, 14.0 * f0_scale) for t in texts], voice)
-    return festival_synth([FestivalRequest(t, stretch, f0_scale=f0_scale) for t in texts], voice)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.lipsync import sentences, synth
+from export.lipsync import flite, registry, sentences, synth
 
 
 @dataclass(frozen=True)
@@ -92,14 +92,14 @@ def _synthesize(v: EvalVoice, texts: list[str]) -> list[synth.Utterance]:
         es = synth.Espeak.get()
         return [es.synth(t, v.voice, 170, 50, 50) for t in texts]
     if v.engine == "flite":
-        return synth.flite_synth(texts, v.voice)
+        return flite.flite_synth(texts, v.voice)
     if v.engine == "festival":
         return synth.festival_synth([synth.FestivalRequest(t) for t in texts], v.voice)
     raise ValueError(f"unknown engine {v.engine!r}")
 
 
 def festival_language(voice: str) -> str:
-    return synth.voice_info(f"festival:{voice}").language
+    return registry.voice_info(f"festival:{voice}").language
 
 
 def _texts(v: EvalVoice, n: int) -> list[str]:
@@ -122,7 +122,7 @@ def _load(path: Path, v: EvalVoice, kind: str) -> list[EvalUtterance]:
 
 def available(v: EvalVoice) -> bool:
     if v.engine == "flite":
-        return synth.flite_available(v.voice)
+        return flite.flite_available(v.voice)
     if v.engine == "festival":
         return synth.festival_available(v.voice)
     return synth.espeak_available()
