@@ -61,7 +61,6 @@ class MouthInterior:
         # lower set where the photo's lower lip was (closing the lips moved the jaw, and them, up).
         self._teeth_anchor = (rest[list(lm.LIPS_INNER_UPPER[1:-1])], teeth_rest[list(lm.LIPS_INNER_LOWER[1:-1])])
         self._lower = np.array(lm.LIPS_INNER_LOWER)
-        self._rest_lips = (rest[self._upper], rest[self._lower])
         mouth_w = float(np.linalg.norm(rest[lm.MOUTH_CORNERS[1]] - rest[lm.MOUTH_CORNERS[0]]))
         src_area = float(cv2.contourArea(src_poly.astype(np.float32)))
         self._synth_teeth = src_area < 0.04 * mouth_w**2  # the photo shows no teeth of its own
@@ -168,18 +167,18 @@ class MouthInterior:
         cv2.fillPoly(mask, [np.round(local).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
         alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None] * (show / 255.0)
 
-        interior = self._interior(points, poly, upper_teeth, lower_teeth, mask, x0, y0, w, h)
+        interior = self._interior(points, float(np.max(gaps)), upper_teeth, lower_teeth, mask, x0, y0, w, h)
         region = frame[y0:y1, x0:x1]
         region[:] = np.clip(alpha * interior + (1 - alpha) * region, 0, 255).astype(np.uint8)
 
-    def _interior(self, points: np.ndarray, poly: np.ndarray, upper_teeth: np.ndarray, lower_teeth: np.ndarray,
+    def _interior(self, points: np.ndarray, opening: float, upper_teeth: np.ndarray, lower_teeth: np.ndarray,
                   mask: np.ndarray, x0: int, y0: int, w: int, h: int) -> np.ndarray:
-        """The mouth's inside over the ROI (h, w, 3) float32: cavity, tongue, teeth, shading."""
+        """The mouth's inside over the ROI (h, w, 3) float32: cavity, tongue, teeth, shading. `opening`: the
+        widest inner-lip gap of this frame (px), which `composite` has already measured."""
         parts = self._parts
         origin = np.array([x0, y0], np.float64)
         # Cavity: darker at the top (the palate's shadow) and the further from the lips (depth).
         t = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
-        opening = float(np.max(self._gaps(points)))
         depth = cv2.GaussianBlur(mask.astype(np.float32) * (1.0 / 255.0), (0, 0), max(1.0, 0.3 * opening))
         interior = (parts.cavity_top + (t * (1.0 - 0.45 * depth))[..., None] * (parts.cavity_bottom - parts.cavity_top)
                     ).astype(np.float32) * (1.0 - 0.45 * depth)[..., None]

@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import io
 import json
 import re
 import sys
@@ -207,11 +208,11 @@ def _read_g722(path: Path) -> np.ndarray:
     return _to_16k(x, rate)
 
 
-def _read_av(path: Path) -> np.ndarray:
-    """Any file FFmpeg decodes (Ogg Vorbis, ...) → 16 kHz mono int16."""
+def _read_av(source: Path | io.BytesIO) -> np.ndarray:
+    """Any file FFmpeg decodes (Ogg Vorbis, ...), a path or bytes in memory → 16 kHz mono int16."""
     import av
 
-    with av.open(str(path)) as c:
+    with av.open(str(source) if isinstance(source, Path) else source) as c:
         rate = c.streams.audio[0].codec_context.sample_rate
         resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
         chunks = [f.to_ndarray().reshape(-1) for frame in c.decode(audio=0) for f in resampler.resample(frame)]
@@ -312,19 +313,10 @@ def _alsa() -> Iterator[tuple[str, Callable[[], np.ndarray], str]]:
 
 
 def _read_zip_member(archive: str, member: str) -> np.ndarray:
-    import io
     import zipfile
 
-    import av
-
     with zipfile.ZipFile(archive) as z:
-        data = z.read(member)
-    with av.open(io.BytesIO(data)) as c:
-        rate = c.streams.audio[0].codec_context.sample_rate
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
-        chunks = [f.to_ndarray().reshape(-1) for frame in c.decode(audio=0) for f in resampler.resample(frame)]
-        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-    return _to_16k(np.concatenate(chunks).astype(np.int16), rate)
+        return _read_av(io.BytesIO(z.read(member)))
 
 
 def _wz2100_members() -> dict[str, str]:

@@ -92,6 +92,9 @@ def voice_info(key: str) -> VoiceInfo:
     return VOICES[base]
 
 
+ESPEAK_RATE = 175  # words per minute at stretch 1
+
+
 def synthesize(key: str, texts: list[str], stretch: float = 1.0, f0_scale: float = 1.0) -> list[Utterance]:
     """Any registered voice with one interface: `stretch` > 1 is slower, `f0_scale` multiplies the pitch.
     A control the voice does not have (VoiceInfo.controls) must be left at 1.0."""
@@ -103,7 +106,7 @@ def synthesize(key: str, texts: list[str], stretch: float = 1.0, f0_scale: float
     if info.engine == "espeak":
         es = Espeak.get()
         pitch = int(np.clip(round(50 + 50 * np.log2(f0_scale)), 0, 100))  # espeak's pitch scale is 0–100, ~1 octave
-        return [es.synth(t, voice, rate=int(round(175 / stretch)), pitch=pitch) for t in texts]
+        return [es.synth(t, voice, rate=int(round(ESPEAK_RATE / stretch)), pitch=pitch) for t in texts]
     if info.engine == "flite":
         f0 = None if f0_scale == 1.0 else info.f0_hz * f0_scale
         return flite_synth([FliteRequest(t, stretch, f0) for t in texts], voice)

@@ -30,38 +30,55 @@ from pathlib import Path
 
 import numpy as np
 
-from export.lipsync import flite, registry, sentences, synth
+from export.lipsync import registry, sentences, synth
 
 
 @dataclass(frozen=True)
 class EvalVoice:
-    name: str  # as printed: engine:voice
-    engine: str  # espeak | festival | flite | real
-    voice: str  # the engine's own voice name (espeak: base+variant), or the real corpus
-    family: str
-    gender: str  # f | m
+    """An evaluation voice: its registry key (export.lipsync.registry, "engine:voice", espeak with its variant),
+    its role, and its sex (an espeak variant's, which the registry's base-voice entry does not know)."""
+
+    name: str
     role: str
-    language: str = "en"
+    gender: str  # f | m
+
+    @property
+    def info(self) -> registry.VoiceInfo:
+        return registry.voice_info(self.name)
+
+    @property
+    def engine(self) -> str:
+        return self.info.engine
+
+    @property
+    def voice(self) -> str:  # the engine's own voice name (espeak: base+variant)
+        return self.name.split(":", 1)[1]
+
+    @property
+    def family(self) -> str:
+        return self.info.family
+
+    @property
+    def language(self) -> str:
+        return self.info.language
 
 
 # English synthetic voices of the evaluation. The espeak held-out ones use a held-out base accent and a held-out
 # variant (export.lipsync.data.HELDOUT_*), the training ones a training base and variant.
 SYNTHETIC: tuple[EvalVoice, ...] = (
-    EvalVoice("espeak:en-us", "espeak", "en-us", "espeak", "m", "train"),
-    EvalVoice("espeak:en+f2", "espeak", "en+f2", "espeak", "f", "train"),
-    EvalVoice("festival:kal_diphone", "festival", "kal_diphone", "festival-diphone", "m", "train"),
-    EvalVoice("flite:kal16", "flite", "kal16", "flite-diphone", "m", "same-speaker"),
-    EvalVoice("espeak:en-us-nyc+Annie", "espeak", "en-us-nyc+Annie", "espeak", "f", "heldout"),
-    EvalVoice("espeak:en-029+norbert", "espeak", "en-029+norbert", "espeak", "m", "heldout"),
-    EvalVoice("flite:awb", "flite", "awb", "flite-cg", "m", "heldout"),
-    EvalVoice("flite:rms", "flite", "rms", "flite-cg", "m", "heldout"),
-    EvalVoice("festival:pc_diphone", "festival", "pc_diphone", "festival-diphone", "m", "train", "it"),
-    EvalVoice("festival:msu_ru_nsh_clunits", "festival", "msu_ru_nsh_clunits", "festival-clunits", "m", "train",
-              "ru"),
-    EvalVoice("festival:lp_diphone", "festival", "lp_diphone", "festival-diphone", "f", "heldout", "it"),
-    EvalVoice("festival:suo_fi_lj_diphone", "festival", "suo_fi_lj_diphone", "festival-diphone", "f", "heldout",
-              "fi"),
-    EvalVoice("festival:upc_ca_ona_hts", "festival", "upc_ca_ona_hts", "festival-hts", "f", "heldout", "ca"),
+    EvalVoice("espeak:en-us", "train", "m"),
+    EvalVoice("espeak:en+f2", "train", "f"),
+    EvalVoice("festival:kal_diphone", "train", "m"),
+    EvalVoice("flite:kal16", "same-speaker", "m"),
+    EvalVoice("espeak:en-us-nyc+Annie", "heldout", "f"),
+    EvalVoice("espeak:en-029+norbert", "heldout", "m"),
+    EvalVoice("flite:awb", "heldout", "m"),
+    EvalVoice("flite:rms", "heldout", "m"),
+    EvalVoice("festival:pc_diphone", "train", "m"),
+    EvalVoice("festival:msu_ru_nsh_clunits", "train", "m"),
+    EvalVoice("festival:lp_diphone", "heldout", "f"),
+    EvalVoice("festival:suo_fi_lj_diphone", "heldout", "f"),
+    EvalVoice("festival:upc_ca_ona_hts", "heldout", "f"),
 )
 
 # Festival voices the training data speaks with, and how often (weights within the Festival share): kal
@@ -87,19 +104,12 @@ class EvalUtterance:
     ends: np.ndarray
 
 
+ESPEAK_EVAL_RATE = 170  # words per minute (the registry's espeak default is 175)
+
+
 def _synthesize(v: EvalVoice, texts: list[str]) -> list[synth.Utterance]:
-    if v.engine == "espeak":
-        es = synth.Espeak.get()
-        return [es.synth(t, v.voice, 170, 50, 50) for t in texts]
-    if v.engine == "flite":
-        return flite.flite_synth(texts, v.voice)
-    if v.engine == "festival":
-        return synth.festival_synth([synth.FestivalRequest(t) for t in texts], v.voice)
-    raise ValueError(f"unknown engine {v.engine!r}")
-
-
-def festival_language(voice: str) -> str:
-    return registry.voice_info(f"festival:{voice}").language
+    stretch = registry.ESPEAK_RATE / ESPEAK_EVAL_RATE if v.engine == "espeak" else 1.0
+    return registry.synthesize(v.name, texts, stretch=stretch)
 
 
 def _texts(v: EvalVoice, n: int) -> list[str]:
@@ -120,14 +130,6 @@ def _load(path: Path, v: EvalVoice, kind: str) -> list[EvalUtterance]:
                               z[f"phonemes_{i}"], z[f"starts_{i}"], z[f"ends_{i}"]) for i in range(int(z["n"]))]
 
 
-def available(v: EvalVoice) -> bool:
-    if v.engine == "flite":
-        return flite.flite_available(v.voice)
-    if v.engine == "festival":
-        return synth.festival_available(v.voice)
-    return synth.espeak_available()
-
-
 def synthetic_voices() -> tuple[EvalVoice, ...]:
     return SYNTHETIC
 
@@ -142,7 +144,7 @@ def evaluation_set(cache: Path, per_voice: int, progress: bool = True,
     out: list[EvalUtterance] = []
     voices = synthetic_voices()
     for v in tqdm(voices, desc="evaluation voices", unit="voice", disable=not progress):
-        if not available(v):
+        if not v.info.available():
             print(f"evaluation voice {v.name} is not installed: skipped", file=sys.stderr)
             continue
         path = cache / f"{v.name.replace(':', '_').replace('+', '_')}-{per_voice}.npz"
