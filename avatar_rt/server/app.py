@@ -19,6 +19,7 @@ from avatar_rt.edits.schema import MAX_EDIT_BYTES
 from avatar_rt.edits.store import EditStore
 from avatar_rt.errors import AvatarRtError, ImageError, LimitError, NotFoundError
 from avatar_rt.motion.factory import make_motion_model
+from avatar_rt.server.avatar_routes import add_avatar_routes
 from avatar_rt.server.avatars import AvatarStore
 from avatar_rt.server.session import Session
 
@@ -269,4 +270,5 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_put("/v1/sessions/{session_id}/presets/{name}", server.preset_save)
     app.router.add_post("/v1/sessions/{session_id}/presets/{name}/apply", server.preset_apply)
     app.router.add_get("/v1/presets", server.presets)
+    add_avatar_routes(app, server)  # list, thumbnail, delete (the web client's gallery)
     return app
