@@ -171,29 +171,35 @@ def _inbound_audio_packets(page) -> int:
     )
 
 
+def launch_chromium(pw, *extra_args: str):
+    """Headless Chromium that grants the page a fake microphone and camera (a beep and a test
+    pattern unless `extra_args` name a file for them)."""
+    return pw.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            "--no-sandbox",
+            "--headless=new",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            *extra_args,
+        ],
+    )
+
+
 def test_browser_session_speaks(server, tmp_path):
     wav = _speech_wav(tmp_path / "speech.wav")
     ARTIFACTS.mkdir(exist_ok=True)
     console: list[str] = []
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--headless=new",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={wav}",
-            ],
-        )
+        browser = launch_chromium(pw, f"--use-file-for-fake-audio-capture={wav}")
         try:
             # Wide enough for the stage and both panels side by side (the README screenshot).
             page = browser.new_page(viewport={"width": 1280, "height": 720})
