@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from test_api_errors import no_face_photo
-from test_browser import ARTIFACTS, _client, launch_chromium
-from test_browser import sync_playwright  # noqa: F401  (test_browser skips this module without it)
+# test_browser skips itself, and so this module, where Chromium or playwright is missing.
+from test_browser import ARTIFACTS, chromium_page, start_call
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -108,12 +108,7 @@ def _expect_face_found(page, avatar_id: str) -> None:
 
 def _call_shows(page, avatar_id: str, others: list[str]) -> dict:
     """Start, and check the video is frames of `avatar_id`'s face, not of `others`'."""
-    page.click("#start")
-    try:
-        page.wait_for_function("window.avatarClient.state === 'connected'", timeout=30_000)
-    except Exception:
-        pytest.fail(f"page never reached 'connected': {_client(page)}")
-    c = _client(page)
+    c = start_call(page)
     assert c["session"]["avatar"]["avatar_id"] == avatar_id, c["session"]
     page.wait_for_function("() => { const v = document.getElementById('avatar'); "
                            "return v.videoWidth > 0 && v.currentTime > 0 && !v.paused; }", timeout=15_000)
@@ -146,23 +141,8 @@ def test_bring_your_own_portrait(server, tmp_path):
 
     no_face = tmp_path / "sky.jpg"
     no_face.write_bytes(no_face_photo())
-    hopper = PORTRAITS / "hopper.jpg"
-    console: list[str] = []
-
-    with sync_playwright() as pw:
-        browser = launch_chromium(pw)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
-            page.on("console", lambda m: console.append(f"[{m.type}] {m.text}"))
-            page.on("pageerror", lambda e: console.append(f"[pageerror] {e}"))
-            try:
-                _drive(page, server, no_face, hopper, obama["avatar_id"])
-            except BaseException:
-                print("browser console:\n  " + "\n  ".join(console or ["(empty)"]))
-                page.screenshot(path=str(ARTIFACTS / "portrait-failed.png"))
-                raise
-        finally:
-            browser.close()
+    with chromium_page(ARTIFACTS / "portrait-failed.png") as page:
+        _drive(page, server, no_face, PORTRAITS / "hopper.jpg", obama["avatar_id"])
 
 
 def _drive(page, server, no_face: Path, hopper: Path, obama_id: str) -> None:

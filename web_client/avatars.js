@@ -67,39 +67,14 @@
     refresh: refreshGallery,
     upload,
   };
-  const client = window.avatarClient;
-  if (client) client.avatars = state;
+  const client = window.avatarClient; // app.js, loaded first
+  client.avatars = state;
 
   let previewUrl = null; // the object URL of a refused photo's preview
   let cameraStream = null;
   let armedDelete = null; // {button, timer}: a delete asks to be pressed twice
 
-  async function request(method, path, body, contentType) {
-    const init = { method, headers: {} };
-    if (body !== undefined) {
-      init.body = body;
-      if (contentType) init.headers["Content-Type"] = contentType;
-    }
-    let res;
-    try {
-      res = await fetch(path, init);
-    } catch (e) {
-      throw { code: "network", message: `the server could not be reached (${e.message})` };
-    }
-    if (res.status === 204) return null;
-    const text = await res.text();
-    let data = null;
-    try {
-      data = text ? JSON.parse(text) : null;
-    } catch {
-      // Not JSON: reported as text below.
-    }
-    if (!res.ok) {
-      const err = (data && data.error) || {};
-      throw { code: err.code || `http_${res.status}`, message: err.message || text.slice(0, 200) || res.statusText };
-    }
-    return data;
-  }
+  const request = (method, path, body) => client.api(method, path, body);
 
   // --- preview ----------------------------------------------------------
   function setStatus(text) {
@@ -178,7 +153,7 @@
       }
       setStatus("Uploading and finding the face…");
       ui.drop.setAttribute("aria-busy", "true");
-      const desc = await request("POST", "/v1/avatars", blob, blob.type || "application/octet-stream");
+      const desc = await request("POST", "/v1/avatars", blob);
       showAvatar(desc);
       select(desc.avatar_id);
       setStatus("Face found. Press Start to talk as this portrait.");
