@@ -89,6 +89,14 @@ def make_thumbnail(image: bytes) -> bytes:
     return jpeg.tobytes()
 
 
+def _prepare_and_trim(data: bytes, size: int) -> Avatar:
+    """prepare_avatar, then the trim, in the worker thread: it takes up to ~30 ms, never the event loop's."""
+    try:
+        return prepare_avatar(data, size)
+    finally:
+        release_freed_memory()  # a refused photo's analysis too
+
+
 def _from_analysis(avatar_id: str, portrait_png: bytes, landmarks: bytes) -> Avatar:
     """The stored analysis is of the photo as it was; the closed rest mouth is rebuilt from it."""
     image = cv2.imdecode(np.frombuffer(portrait_png, np.uint8), cv2.IMREAD_COLOR)
@@ -116,10 +124,7 @@ class AvatarStore:
             self._avatars.move_to_end(key)
             return self._avatars[key]
         loop = asyncio.get_running_loop()
-        try:
-            avatar = await loop.run_in_executor(self._executor, prepare_avatar, data, self.size)
-        finally:
-            release_freed_memory()  # a refused photo's analysis too
+        avatar = await loop.run_in_executor(self._executor, _prepare_and_trim, data, self.size)
         if self.store is not None:
             self.store.save_avatar(avatar.avatar_id, data)
             p = avatar.portrait
