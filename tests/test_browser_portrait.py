@@ -22,8 +22,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PORTRAITS = Path(__file__).resolve().parent / "data" / "portraits"
 # The video against each avatar's prepared portrait, over the call's face box at 1/8 scale: the
 # mean absolute grey difference. The call's own face differs only by its motion and the codec
-# (measured 2026-11-29, four runs: Hopper 19-25, Obama 6-15, against 45-72 for another person's
-# portrait: shares of 0.13-0.43), so it must be under this share of the nearest other.
+# (measured 2026-11-29, six runs: Hopper 9-25, Obama 4-15, against 44-72 for another person's
+# portrait: shares of 0.09-0.43), so it must be under this share of the nearest other.
 OWN_FACE_SHARE_MAX = 0.5
 
 # Runs inside the page: the <video>'s current frame against each avatar's /image, over `box`.
@@ -112,10 +112,14 @@ def _call_shows(page, avatar_id: str, others: list[str]) -> dict:
     assert c["session"]["avatar"]["avatar_id"] == avatar_id, c["session"]
     page.wait_for_function("() => { const v = document.getElementById('avatar'); "
                            "return v.videoWidth > 0 && v.currentTime > 0 && !v.paused; }", timeout=15_000)
-    f0 = page.evaluate("document.getElementById('avatar').getVideoPlaybackQuality().totalVideoFrames")
-    page.wait_for_timeout(2000)
-    f1 = page.evaluate("document.getElementById('avatar').getVideoPlaybackQuality().totalVideoFrames")
-    assert f1 - f0 > 25, f"only {f1 - f0} frames decoded in 2 s"
+    # Frames keep coming (their rate is test_browser's and the benchmarks' to judge: this only
+    # needs the stream to be alive, also on a loaded machine).
+    frames = "document.getElementById('avatar').getVideoPlaybackQuality().totalVideoFrames"
+    f0 = page.evaluate(frames)
+    try:
+        page.wait_for_function(f"{frames} >= {f0 + 20}", timeout=20_000)
+    except Exception:
+        pytest.fail(f"fewer than 20 frames decoded in 20 s: {page.evaluate(frames) - f0}")
     diffs = page.evaluate(_FACE_DIFF_JS, {"ids": [avatar_id, *others], "box": c["session"]["avatar"]["face_box"]})
     print(f"video vs portraits over the face box: {json.dumps(diffs)}")
     nearest_other = min(diffs[o] for o in others)
@@ -202,12 +206,15 @@ def _drive(page, server, no_face: Path, hopper: Path, obama_id: str) -> None:
     assert float(page.input_value("#emo-face-intensity")) == pytest.approx(0.65)
     _stop(page)
 
-    # Delete the dropped portrait: the × asks once more, then it is gone, here and on the server.
+    # Delete the dropped portrait, by keyboard: the × asks once more, then it is gone, here and on
+    # the server, and the focus stays in the gallery.
     delete = f"#gallery li:has(button.thumb[data-id='{hopper_id}']) .del"
-    page.click(delete)
+    page.focus(delete)
+    page.keyboard.press("Enter")
     assert page.text_content(delete) == "Delete?"
-    page.click(delete)
+    page.keyboard.press("Enter")
     page.wait_for_function(f"!window.avatarClient.avatars.gallery.some((g) => g.avatar_id === '{hopper_id}')")
+    page.wait_for_function("document.activeElement.matches('#gallery button.thumb')")
     assert server.json("GET", f"/v1/avatars/{hopper_id}")[1]["error"]["code"] == "unknown_avatar"
     assert page.input_value("#avatar-id") == obama_id, "deleting another avatar keeps the chosen one"
 

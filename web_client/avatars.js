@@ -325,7 +325,11 @@
     } catch (e) {
       showRefusal(e);
     }
+    const hadFocus = document.activeElement === button;
     await refreshGallery();
+    // The pressed button is gone with its item: keep keyboard focus in the gallery.
+    const next = ui.gallery.querySelector('button.thumb[aria-pressed="true"]') || ui.gallery.querySelector("button.thumb");
+    if (hadFocus && next) next.focus();
   }
 
   function disarm() {

@@ -90,6 +90,10 @@ class EditStore:
                                    (avatar_id,)).fetchone()
         return (row[0], row[1]) if row else None
 
+    def has_avatar(self, avatar_id: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM avatars WHERE avatar_id = ?", (avatar_id,)).fetchone() is not None
+
     def avatar_rows(self, suffix: str = "") -> list[tuple[str, float]]:
         """(avatar_id, uploaded at) of every stored avatar whose id ends with `suffix`, newest first."""
         with self._lock:

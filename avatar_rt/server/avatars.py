@@ -192,7 +192,7 @@ class AvatarStore:
         return self.store.avatar_rows(suffix=f"-{self.size}")
 
     def known(self, avatar_id: str) -> bool:
-        return avatar_id in self._avatars or (self.store is not None and self.store.avatar_image(avatar_id) is not None)
+        return avatar_id in self._avatars or (self.store is not None and self.store.has_avatar(avatar_id))
 
     async def thumbnail(self, avatar_id: str) -> bytes:
         """A small JPEG of the prepared portrait, from memory or the stored analysis (no face mesh run)."""
@@ -205,6 +205,8 @@ class AvatarStore:
             cached = self.store.analysis(avatar_id) if self.store is not None else None
             source = cached[0] if cached is not None else (await self.get_or_restore(avatar_id)).jpeg
         thumb = await asyncio.get_running_loop().run_in_executor(self._executor, make_thumbnail, source)
+        if not self.known(avatar_id):  # deleted while it was being made: not cached, not served
+            self.get(avatar_id)
         self._thumbnails[avatar_id] = thumb
         while len(self._thumbnails) > THUMBNAIL_CACHE:
             self._thumbnails.popitem(last=False)
