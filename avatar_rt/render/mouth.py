@@ -24,6 +24,11 @@ from avatar_rt.render.mouth_synth import InteriorParts, over, similarity
 
 SEAM_DARKNESS = 0.45  # the line where pressed lips meet, as a share of the lip colour
 SEAM_FROM = 0.5  # the seam fades in over the second half of the closure (0 = rest gap, 1 = shut)
+# The shadow the upper lip casts just under itself, as a share of the light. Lighter over drawn teeth: with 0.22
+# (and their old colour) they rendered at 0.69 of the photo's white level, where a photo's own teeth render at
+# 0.97-1.0, and a dark, soft photo's interior fell under benchmarks/mouth_quality.py's texture floor.
+LIP_SHADOW = 0.22
+LIP_SHADOW_DRAWN_TEETH = 0.12
 
 
 class MouthInterior:
@@ -194,7 +199,8 @@ class MouthInterior:
         up = points[list(lm.LIPS_INNER_UPPER)]
         top = np.interp(xs, up[:, 0], up[:, 1]).astype(np.float32) - y0
         below = np.arange(h, dtype=np.float32)[:, None] - top[None, :]
-        shade = corner[None, :] * (1.0 - 0.22 * np.exp(-np.clip(below, 0, None) / max(1.0, 0.025 * self.iod)))
+        lip_shadow = LIP_SHADOW_DRAWN_TEETH if self._synth_teeth else LIP_SHADOW
+        shade = corner[None, :] * (1.0 - lip_shadow * np.exp(-np.clip(below, 0, None) / max(1.0, 0.025 * self.iod)))
         if self._synth_teeth:
             interior *= (shade * (1.0 - 0.25 * depth))[..., None]
         else:
