@@ -25,10 +25,11 @@ from avatar_rt.errors import NotFoundError
 from avatar_rt.render.renderer import PortraitRenderer
 
 # Avatars kept prepared in memory besides the pinned default: ~7 MB each at 512 px (renderer tables and
-# images), so uploads cannot grow the server (benchmarks/upload_memory.py). A session holds its own
-# avatar; the rest come back from their stored analysis in ~0.1 s. Variants (static edits baked in)
+# images), so uploads cannot grow the server (benchmarks/upload_memory.py: 50 new photos, +18.4 MB with
+# two kept, +9.3 MB with one). The last one used stays, for the Start that follows its upload; a
+# session holds its own avatar; the rest come back from their stored analysis in ~0.1 s. Variants (static edits baked in)
 # likewise: a dragged shape slider makes a new one per step.
-MEMORY_AVATARS = 2
+MEMORY_AVATARS = 1
 MEMORY_VARIANTS = 4
 THUMBNAIL_PX = 160  # a side of the gallery's thumbnails; small enough for dozens on a phone
 THUMBNAIL_CACHE = 64  # thumbnails kept in memory (~6 KB each)
@@ -74,7 +75,7 @@ _MALLOC_TRIM = _libc_trim()
 def release_freed_memory() -> None:
     """Hand freed heap pages back to the OS. An analysis allocates and frees tens of MB in a worker
     thread, and glibc keeps them in that thread's arena: 50 new photos left the server +34 MB without
-    this, +16 MB with it, most of that the two avatars kept prepared (benchmarks/upload_memory.py)."""
+    this, +16 MB with it when two avatars were kept prepared (benchmarks/upload_memory.py)."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
 
