@@ -35,7 +35,7 @@ class Harness:
         self.delay.append(self.player.pull(FRAME))
         if len(self.delay) > self.lookahead:
             pulled = self.delay.popleft()
-            audio = pulled.audio if self.player.frame_sent(pulled.generation) else np.zeros(FRAME, np.int16)
+            audio = pulled.audio if self.player.frame_sent() else np.zeros(FRAME, np.int16)
             values, counts = np.unique(audio[audio != 0], return_counts=True)
             self.sent_by_value.update(dict(zip(values.tolist(), counts.tolist())))
             self.frames_sent += 1

@@ -124,8 +124,9 @@ class SegmentPlayer:
         self._open: _Segment | None = None  # the segment pushes go to (started, not ended)
         self._finished_ids: deque[str] = deque(maxlen=REMEMBERED_IDS)
         self._finished_set: set[str] = set()
-        # Pulled slices waiting in the pipeline's delay line: per frame, [(segment, samples)], oldest first.
-        self._in_flight: deque[list[tuple[_Segment, int]]] = deque()
+        # Pulled slices waiting in the pipeline's delay line: per frame (generation, [(segment, samples)]),
+        # oldest first.
+        self._in_flight: deque[tuple[int, list[tuple[_Segment, int]]]] = deque()
         self.generation = 0  # bumped by clear/disconnect: a frame pulled before it is stale
         self.declared_state = "idle"
         self._reported_state: str | None = None
@@ -234,12 +235,18 @@ class SegmentPlayer:
                 if filled < n:
                     self.underrun_frames += 1  # the agent is behind real time: wait for it, silence meanwhile
                 break
-        self._in_flight.append(spans)
+        self._in_flight.append((self.generation, spans))
         return Pulled(out, self.generation, bool(spans))
 
-    def frame_sent(self, generation: int) -> bool:
-        """The oldest pulled slice left with its frame. False: it was pulled before a clear; send silence instead."""
-        spans = self._in_flight.popleft() if self._in_flight else []
+    def prime(self, frames: int) -> None:
+        """The pipeline already holds `frames` slices of audio that did not come from this player (the agent
+        joined a running session): their frames leave first, as silence."""
+        self._in_flight.extendleft((-1, []) for _ in range(frames))
+
+    def frame_sent(self) -> bool:
+        """The oldest pulled slice left with its frame. False: it was pulled before a clear (or the player): the
+        caller sends silence instead, so no audio of a cleared segment leaves after its playback.finished."""
+        generation, spans = self._in_flight.popleft() if self._in_flight else (self.generation, [])
         if generation != self.generation:
             return False
         for segment, count in spans:
@@ -300,8 +307,8 @@ class SegmentPlayer:
         self._queue.clear()
         self._open = None
         self.generation += 1
-        # Keep one (empty) entry per frame still in the pipeline's delay line, so frame_sent stays aligned.
-        self._in_flight = deque([] for _ in self._in_flight)
+        # Keep one (stale, empty) entry per frame still in the pipeline's delay line, so frame_sent stays aligned.
+        self._in_flight = deque((-1, []) for _ in self._in_flight)
         for segment in dropped:
             self._finish(segment, interrupted=True)
         if dropped and self.declared_state == "speaking":

@@ -1,0 +1,207 @@
+"""The agent WebSocket against a real server: segments play at real time, events come back exactly once,
+bad input gets a clear error, and a viewer (a real aiortc peer) hears the agent's voice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import aiohttp
+import numpy as np
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from conftest import espeak
+
+
+@pytest.fixture(scope="module")
+def tts_22k(tmp_path_factory) -> np.ndarray:
+    """espeak-ng's own output: 22.05 kHz, as a TTS would push it."""
+    pcm, rate = espeak("Thank you for calling. How can I help you today?", tmp_path_factory.mktemp("tts") / "a.wav")
+    assert rate == 22050
+    return pcm
+
+
+async def _events_until(ws, predicate, timeout: float = 20.0) -> list[dict]:
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = await ws.receive(timeout=max(0.01, deadline - time.monotonic()))
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            break
+        event = json.loads(msg.data)
+        got.append(event)
+        if predicate(event):
+            return got
+    raise AssertionError(f"timed out; got {got}")
+
+
+async def _new_session(http, base_url: str) -> str:
+    async with http.post(f"{base_url}/v1/sessions", json={}) as resp:
+        assert resp.status == 201
+        return (await resp.json())["session_id"]
+
+
+def test_a_segment_plays_at_real_time_and_finishes_once(server, tts_22k):
+    duration = len(tts_22k) / 22050
+
+    async def run():
+        async with aiohttp.ClientSession() as http:
+            sid = await _new_session(http, server.base_url)
+            async with http.ws_connect(f"{server.base_url}/v1/sessions/{sid}/agent?sample_rate=22050") as ws:
+                hello = await _events_until(ws, lambda e: e["type"] == "session")
+                assert hello[-1]["sample_rate"] == 22050
+                t0 = time.monotonic()
+                await ws.send_json({"type": "segment.start", "id": "reply-1", "text": "Thank you for calling."})
+                for i in range(0, len(tts_22k), 4410):  # pushed all at once: far faster than real time
+                    await ws.send_bytes(tts_22k[i:i + 4410].tobytes())
+                await ws.send_json({"type": "segment.end", "id": "reply-1"})
+                events = await _events_until(ws, lambda e: e["type"] == "playback.finished")
+                elapsed = time.monotonic() - t0
+                await asyncio.sleep(0.3)
+                await ws.send_json({"type": "agent.get", "id": 7})
+                state = await _events_until(ws, lambda e: e["type"] == "agent")
+            return events, elapsed, state[-1]
+
+    events, elapsed, state = asyncio.run(run())
+    kinds = [e["type"] for e in events]
+    assert kinds.count("playback.started") == 1 and kinds.count("playback.finished") == 1
+    assert kinds.index("playback.started") < kinds.index("playback.finished")
+    finished = events[-1]
+    assert finished["id"] == "reply-1" and finished["interrupted"] is False
+    assert finished["position_s"] == pytest.approx(duration, abs=0.01)
+    assert elapsed >= duration - 0.05, "played at real time, not as fast as it was pushed"
+    assert {"type": "agent.state", "state": "speaking"}.items() <= next(
+        e for e in events if e["type"] == "agent.state").items()
+    assert state["state"] == "idle" and state["segments"] == [] and state["buffered_s"] == 0 and state["id"] == 7
+
+
+def test_bad_input_gets_clear_errors_and_harms_nothing(server, tts_22k):
+    async def run():
+        async with aiohttp.ClientSession() as http:
+            sid = await _new_session(http, server.base_url)
+            other = await _new_session(http, server.base_url)
+            errors = {}
+            async with http.ws_connect(f"{server.base_url}/v1/sessions/{sid}/agent") as ws, \
+                    http.ws_connect(f"{server.base_url}/v1/sessions/{other}/agent") as ws2:
+                await _events_until(ws, lambda e: e["type"] == "session")
+                await _events_until(ws2, lambda e: e["type"] == "session")
+                await ws2.send_json({"type": "segment.start", "id": "ok"})
+                await ws2.send_bytes(np.full(8000, 900, np.int16).tobytes())
+                await ws2.send_json({"type": "segment.end", "id": "ok"})
+
+                async def expect(send, code):
+                    await send()
+                    (event,) = (await _events_until(ws, lambda e: e["type"] == "error"))[-1:]
+                    assert event["code"] == code, event
+                    errors[code] = event["message"]
+
+                await expect(lambda: ws.send_bytes(b"\x00\x01"), "no_open_segment")
+                await expect(lambda: ws.send_str("{not json"), "bad_json")
+                await expect(lambda: ws.send_str("[1, 2]"), "bad_json")
+                await expect(lambda: ws.send_json({"type": "config", "sample_rate": 44100}), "bad_rate")
+                await expect(lambda: ws.send_json({"type": "segment.end", "id": "ghost"}), "unknown_segment")
+                await expect(lambda: ws.send_json({"type": "dance"}), "unknown_type")
+                await ws.send_json({"type": "segment.start", "id": "a", "sample_rate": 16000})
+                await expect(lambda: ws.send_bytes(b"\x00\x01\x02"), "odd_byte_count")
+                await expect(lambda: ws.send_json({"type": "config", "sample_rate": 24000}), "wrong_rate")
+                await ws.send_bytes(np.full(1600, 500, np.int16).tobytes())
+                await ws.send_json({"type": "segment.end", "id": "a"})
+                await expect(lambda: ws.send_bytes(b"\x00\x01"), "push_after_end")
+                await expect(lambda: ws.send_json({"type": "segment.start", "id": "a"}), "duplicate_segment")
+                await expect(lambda: ws.send_json({"type": "state", "state": "asleep"}), "bad_state")
+                # The valid segment still played, and finished once.
+                done = await _events_until(ws, lambda e: e["type"] == "playback.finished")
+                assert done[-1]["id"] == "a" and done[-1]["position_s"] == pytest.approx(0.1, abs=1e-3)
+                # A second agent on the same session is refused before the upgrade; the first keeps working.
+                async with http.get(f"{server.base_url}/v1/sessions/{sid}/agent",
+                                    headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                                             "Sec-WebSocket-Version": "13",
+                                             "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}) as resp:
+                    assert resp.status == 409
+                    assert (await resp.json())["error"]["code"] == "agent_connected"
+                other_done = await _events_until(ws2, lambda e: e["type"] == "playback.finished")
+                assert other_done[-1]["id"] == "ok" and other_done[-1]["interrupted"] is False
+                # Disconnect mid-segment: the segment ends cleanly for the next agent to see nothing stuck.
+                await ws.send_json({"type": "segment.start", "id": "cut"})
+                await ws.send_bytes(np.full(16000, 500, np.int16).tobytes())
+            async with http.ws_connect(f"{server.base_url}/v1/sessions/{sid}/agent") as ws:
+                hello = await _events_until(ws, lambda e: e["type"] == "session")
+                assert hello[-1]["segments"] == [] and hello[-1]["state"] == "idle"
+            async with http.get(f"{server.base_url}/v1/sessions/unknown/agent") as resp:
+                assert resp.status == 404
+            async with http.get(f"{server.base_url}/v1/sessions/{other}") as resp:
+                assert resp.status == 200
+            return errors
+
+    errors = asyncio.run(run())
+    assert "16000, 22050, 24000, 48000" in errors["bad_rate"]
+    assert "even number of bytes" in errors["odd_byte_count"]
+    assert "segment.start" in errors["push_after_end"]
+
+
+def test_a_viewer_hears_the_agents_voice(server, tts_22k):
+    """A real aiortc viewer: the audio track carries the agent's speech, on the frames' clock."""
+
+    async def run():
+        pc = RTCPeerConnection()
+        pc.addTransceiver("video", direction="recvonly")
+        pc.addTransceiver("audio", direction="recvonly")
+        received: list[tuple[float, float]] = []  # (arrival, rms)
+        frames = []
+
+        async def read(track):
+            import av
+
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
+            while True:
+                try:
+                    frame = await track.recv()
+                except MediaStreamError:
+                    return
+                if track.kind == "video":
+                    frames.append(time.monotonic())
+                    continue
+                for f in resampler.resample(frame):
+                    x = f.to_ndarray().reshape(-1).astype(np.float64)
+                    received.append((time.monotonic(), float(np.sqrt(np.mean(x * x)))))
+
+        tasks = []
+        pc.on("track", lambda t: tasks.append(asyncio.ensure_future(read(t))))
+        async with aiohttp.ClientSession() as http:
+            sid = await _new_session(http, server.base_url)
+            await pc.setLocalDescription(await pc.createOffer())
+            async with http.post(f"{server.base_url}/v1/sessions/{sid}/offer",
+                                 json={"sdp": pc.localDescription.sdp, "type": "offer"}) as resp:
+                answer = await resp.json()
+            await pc.setRemoteDescription(RTCSessionDescription(**answer))
+            for _ in range(100):
+                if pc.connectionState == "connected":
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)
+            async with http.ws_connect(f"{server.base_url}/v1/sessions/{sid}/agent?sample_rate=22050") as ws:
+                await ws.send_json({"type": "segment.start", "id": "hello"})
+                await ws.send_bytes(tts_22k.tobytes())
+                await ws.send_json({"type": "segment.end", "id": "hello"})
+                events = await _events_until(ws, lambda e: e["type"] == "playback.finished")
+            await asyncio.sleep(0.5)
+            await http.delete(f"{server.base_url}/v1/sessions/{sid}")
+        await pc.close()
+        for t in tasks:
+            t.cancel()
+        return received, frames, events
+
+    received, frames, events = asyncio.run(run())
+    started = next(e for e in events if e["type"] == "playback.started")["server_time"]
+    finished = events[-1]["server_time"]
+    assert len(frames) > 50, "video kept coming"
+    # Loud audio arrived between started and finished (server_time is wall time; same machine).
+    offset = time.time() - time.monotonic()
+    loud = [t + offset for t, rms in received if rms > 300]
+    assert len(loud) > 0.5 * (finished - started) * 50, f"{len(loud)} loud 20 ms frames"
+    assert min(loud) > started - 0.3 and max(loud) < finished + 0.5
+    before = [rms for t, rms in received if t + offset < started - 0.3]
+    assert before and max(before) < 100, "silence before the agent spoke (no microphone on this viewer)"
