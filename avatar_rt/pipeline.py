@@ -25,6 +25,7 @@ from avatar_rt.edits.engine import EditEngine
 from avatar_rt.motion.idle import IdleMotion
 from avatar_rt.motion.loudness_jaw import LoudnessJawModel
 from avatar_rt.motion.params import PARAM_INDEX, PARAMS, MotionParams
+from avatar_rt.motion.presence import AgentPresence
 from avatar_rt.render.accessories import Glasses
 from avatar_rt.render.renderer import PortraitRenderer
 from avatar_rt.rig.landmark_rig import LandmarkRig
@@ -104,6 +105,7 @@ class FramePipeline:
         self._interrupt_requested = False
         # What a voice agent says it is doing (idle / listening / thinking / speaking); None without an agent.
         self.agent_state: str | None = None
+        self.presence = AgentPresence(fps)
         self._release_until = -1  # output frames below this index are released towards rest (barge-in)
         self._last_articulation = np.zeros(len(ARTICULATION_INDEX), np.float32)
         # Audio (and its arrival time) waiting for its frame to come out of the motion model.
@@ -216,6 +218,7 @@ class FramePipeline:
                     blink_per_min=self._behaviour.style_defaults["blink_per_min"] * numbers.blink_rate)
             glasses = numbers.glasses
         params = self.idle.apply(params, index, out_speech)
+        params = self.presence.apply(params, index, self.agent_state)
         if self.edits is not None:
             params = MotionParams.from_vector(self.edits.apply(params.to_vector(), numbers, level_db(out_audio)))
             params = params.clipped()
