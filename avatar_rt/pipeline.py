@@ -180,6 +180,11 @@ class FramePipeline:
         """Steps whose audio is still in the delay line (their frames have not come out yet)."""
         return len(self._delay)
 
+    @property
+    def next_step_time(self) -> float:
+        """Media time (s) of the audio the next `step` takes: where audio queued now starts to play."""
+        return self._step / self.fps
+
     def samples_for_step(self) -> int:
         start, end = frame_bounds(self._step, self.fps)
         return end - start

@@ -205,3 +205,44 @@ def test_a_viewer_hears_the_agents_voice(server, tts_22k):
     assert min(loud) > started - 0.3 and max(loud) < finished + 0.5
     before = [rms for t, rms in received if t + offset < started - 0.3]
     assert before and max(before) < 100, "silence before the agent spoke (no microphone on this viewer)"
+
+
+def test_the_python_client_speaks_interrupts_and_edits(server, tts_22k):
+    """avatar_rt.client end to end: say, wait, barge in on a second reply, time an edit to a reply."""
+    from avatar_rt.client import AvatarApiError, AvatarClient, PlaybackFinished, PlaybackStarted
+
+    async def run():
+        async with AvatarClient(server.base_url) as client:
+            session = await client.create_session()
+            async with await client.connect_agent(session.session_id, sample_rate=22050) as agent:
+                assert agent.session["sample_rate"] == 22050
+                await agent.set_state("thinking")
+                info = await agent.describe()
+                ack = await agent.edit({"set": {"emotion": {"happy": 0.7}}, "at": info["queue_ends_at_s"]})
+                assert ack["type"] == "edit.ack" and ack["state"]["emotion"] == {"happy": 0.7}
+                first = await agent.say(tts_22k[: 22050], text="Thank you")
+                done = await agent.wait_finished(first, timeout=15)
+                assert done.position_s == pytest.approx(1.0, abs=0.01) and not done.interrupted
+                second = await agent.say(tts_22k)
+                events = []
+                async for event in agent.events():
+                    events.append(event)
+                    if isinstance(event, PlaybackStarted) and event.id == second:
+                        await asyncio.sleep(0.5)
+                        await agent.clear()
+                    if isinstance(event, PlaybackFinished) and event.id == second:
+                        break
+                with pytest.raises(AvatarApiError) as info:
+                    await agent.edit({"set": {"emotion": {"giddy": 1}}})
+                assert info.value.code == "unknown_emotion"
+            await client.edit(session.session_id, {"set": {"emotion": {"neutral": 1}}})
+            await client.delete_session(session.session_id)
+            return events, agent.state
+
+    events, state = asyncio.run(run())
+    first_started, second_started = [e for e in events if isinstance(e, PlaybackStarted)]
+    finished = events[-1]
+    assert finished.interrupted and 0.4 < finished.position_s < 0.8, finished
+    # Media times on the frames' clock: the second reply starts after the first's second of audio.
+    assert second_started.media_time_s - first_started.media_time_s >= 1.0
+    assert state in ("thinking", "listening")  # after the barge-in, not stuck in speaking

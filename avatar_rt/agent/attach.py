@@ -38,6 +38,9 @@ class SessionHost:
     def agent_state_changed(self, state: str) -> None:
         self.session.pipeline.agent_state = state
 
+    def next_media_time(self) -> float:
+        return self.session.pipeline.next_step_time
+
     def broadcast(self, event: dict) -> None:
         """Playback events also reach a browser watching the session (its page shows the agent's state)."""
         control = self.session.control

@@ -33,6 +33,8 @@ class AgentHost(Protocol):
 
     def agent_state_changed(self, state: str) -> None: ...  # idle / listening / thinking / speaking
 
+    def next_media_time(self) -> float: ...  # media time (s) at which the next pulled slice will play
+
 
 Listener = Callable[[dict], None]
 
@@ -70,9 +72,9 @@ class AgentLink:
             self._primed = True
         return self.player.pull(samples).audio
 
-    def frame_out(self, audio: np.ndarray) -> np.ndarray:
+    def frame_out(self, audio: np.ndarray, media_time_s: float | None = None) -> np.ndarray:
         """The audio to send with the frame now leaving: its own, or silence if it was cleared meanwhile."""
-        if self.player.frame_sent():
+        if self.player.frame_sent(media_time_s):
             return audio
         self.frames_silenced += 1
         return np.zeros_like(audio)
@@ -91,6 +93,12 @@ class AgentLink:
         if self.player.active_ids:
             self.host.interrupt()
         self.player.disconnect()
+
+    def describe(self) -> dict:
+        """The player's state, and `queue_ends_at_s`: the media time at which audio pushed now would start
+        playing (to time an edit's `at` to a reply's first word)."""
+        end = self.host.next_media_time() + self.player.buffered_samples / 16000
+        return {**self.player.describe(), "queue_ends_at_s": round(end, 4)}
 
     def message(self, msg: dict) -> dict | None:
         """One agent-protocol message (already parsed); the reply, if the message has one. Raises SegmentError."""
@@ -115,6 +123,6 @@ class AgentLink:
             self.player.set_state(msg.get("state"))
             return None
         if kind == "agent.get":
-            return {"type": "agent", **self.player.describe()}
+            return {"type": "agent", **self.describe()}
         raise SegmentError(f"unknown agent message {str(kind)[:40]!r}; known: {', '.join(AGENT_TYPES)}",
                            "unknown_type")

@@ -243,7 +243,7 @@ class SegmentPlayer:
         joined a running session): their frames leave first, as silence."""
         self._in_flight.extendleft((-1, []) for _ in range(frames))
 
-    def frame_sent(self) -> bool:
+    def frame_sent(self, media_time_s: float | None = None) -> bool:
         """The oldest pulled slice left with its frame. False: it was pulled before a clear (or the player): the
         caller sends silence instead, so no audio of a cleared segment leaves after its playback.finished."""
         generation, spans = self._in_flight.popleft() if self._in_flight else (self.generation, [])
@@ -252,7 +252,10 @@ class SegmentPlayer:
         for segment, count in spans:
             if not segment.started_event:
                 segment.started_event = True
-                self._emit({"type": "playback.started", "id": segment.id})
+                started = {"type": "playback.started", "id": segment.id}
+                if media_time_s is not None:  # the frame's pts in seconds: the `at` of an edit timed to it
+                    started["media_time_s"] = round(media_time_s, 4)
+                self._emit(started)
             segment.sent += count
             self.samples_sent += count
         self._finish_played()

@@ -50,7 +50,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
 
     send_task = asyncio.create_task(sender())
     outbox.put_nowait({"type": "session", "session_id": session.session_id, "fps": session.fps,
-                       **link.player.describe()})
+                       **link.describe()})
     try:
         async for message in ws:
             if message.type == WSMsgType.BINARY:

@@ -219,7 +219,7 @@ class Session:
                 if out is None:
                     continue
                 if self.agent is not None:  # a frame pulled before a barge-in leaves silent
-                    out.audio = self.agent.frame_out(out.audio)
+                    out.audio = self.agent.frame_out(out.audio, out.index / self.fps)
                 self.metrics.speech = out.speech
                 if self.control is not None:
                     self.control.push_motion(out.index, self.fps, out.params)
