@@ -197,9 +197,10 @@ def test_a_viewer_hears_the_agents_voice(server, tts_22k):
     received, frames, events = asyncio.run(run())
     started = next(e for e in events if e["type"] == "playback.started")["server_time"]
     finished = events[-1]["server_time"]
-    assert len(frames) > 50, "video kept coming"
-    # Loud audio arrived between started and finished (server_time is wall time; same machine).
+    # Video kept coming through the reply (the loaded 2-core machine renders fewer frames: it drops, by design).
     offset = time.time() - time.monotonic()
+    assert len(frames) > 10 and min(frames) + offset < started and max(frames) + offset > finished - 0.5
+    # Loud audio arrived between started and finished (server_time is wall time; same machine).
     loud = [t + offset for t, rms in received if rms > 300]
     assert len(loud) > 0.5 * (finished - started) * 50, f"{len(loud)} loud 20 ms frames"
     assert min(loud) > started - 0.3 and max(loud) < finished + 0.5
@@ -246,3 +247,62 @@ def test_the_python_client_speaks_interrupts_and_edits(server, tts_22k):
     # Media times on the frames' clock: the second reply starts after the first's second of audio.
     assert second_started.media_time_s - first_started.media_time_s >= 1.0
     assert state in ("thinking", "listening")  # after the barge-in, not stuck in speaking
+
+
+def test_a_whep_player_watches_a_session_an_agent_drives(server, tts_22k):
+    """WHEP (RFC 9725) with a real aiortc player: POST application/sdp → 201 + Location, video and the
+    agent's voice arrive, DELETE ends it. (GStreamer's whepsrc is not packaged in Debian.)"""
+
+    async def run():
+        pc = RTCPeerConnection()
+        pc.addTransceiver("video", direction="recvonly")
+        pc.addTransceiver("audio", direction="recvonly")
+        got = {"video": 0, "loud_audio": 0}
+
+        async def read(track):
+            while True:
+                try:
+                    frame = await track.recv()
+                except MediaStreamError:
+                    return
+                if track.kind == "video":
+                    got["video"] += 1
+                elif np.abs(frame.to_ndarray()).max() > 1000:
+                    got["loud_audio"] += 1
+
+        tasks = []
+        pc.on("track", lambda t: tasks.append(asyncio.ensure_future(read(t))))
+        async with aiohttp.ClientSession() as http:
+            sid = await _new_session(http, server.base_url)
+            async with http.post(f"{server.base_url}/v1/sessions/{sid}/whep", data="v=0 not sdp",
+                                 headers={"Content-Type": "application/json"}) as resp:
+                assert resp.status == 415
+            async with http.ws_connect(f"{server.base_url}/v1/sessions/{sid}/agent?sample_rate=22050") as ws:
+                await pc.setLocalDescription(await pc.createOffer())
+                async with http.post(f"{server.base_url}/v1/sessions/{sid}/whep", data=pc.localDescription.sdp,
+                                     headers={"Content-Type": "application/sdp"}) as resp:
+                    assert resp.status == 201 and resp.content_type == "application/sdp"
+                    location = resp.headers["Location"]
+                    answer = await resp.text()
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+                for _ in range(100):
+                    if pc.connectionState == "connected":
+                        break
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(1.0)
+                await ws.send_json({"type": "segment.start", "id": "w"})
+                await ws.send_bytes(tts_22k.tobytes())
+                await ws.send_json({"type": "segment.end", "id": "w"})
+                await _events_until(ws, lambda e: e["type"] == "playback.finished")
+            async with http.delete(server.base_url + location) as resp:
+                assert resp.status == 200
+            async with http.get(f"{server.base_url}/v1/sessions/{sid}") as resp:
+                assert resp.status == 404, "DELETE on the WHEP resource ended the session"
+        await pc.close()
+        for t in tasks:
+            t.cancel()
+        return got
+
+    got = asyncio.run(run())
+    # Video (the loaded 2-core test machine drops frames, by design) and the voice.
+    assert got["video"] > 10 and got["loud_audio"] > 20, got
