@@ -264,11 +264,14 @@
     try {
       // Ask for the mic before creating the session so a slow permission prompt
       // does not hold one of the server's session slots.
-      micStream = await openMic();
+      // ?session=ID watches a session a voice agent drives (its audio is the agent's): no microphone.
+      micStream = watchSession ? null : await openMic();
       if (gen !== generation) return releaseMic();
 
       const avatarId = ui.avatarId.value.trim();
-      const session = await api("POST", "/v1/sessions", avatarId ? { avatar_id: avatarId } : {});
+      const session = watchSession
+        ? await api("GET", `/v1/sessions/${encodeURIComponent(watchSession)}`)
+        : await api("POST", "/v1/sessions", avatarId ? { avatar_id: avatarId } : {});
       if (gen !== generation) {
         deleteSession(session.session_id).catch(() => {});
         return releaseMic();
@@ -361,7 +364,7 @@
     const id = client.sessionId;
     client.sessionId = null;
     setState(typeof finalState === "string" ? finalState : "closed");
-    if (!id) return;
+    if (!id || watchSession) return; // a watched session belongs to its agent
     try {
       await deleteSession(id);
     } catch (e) {
@@ -385,6 +388,7 @@
   });
 
   const preset = new URLSearchParams(location.search).get("avatar_id");
+  const watchSession = new URLSearchParams(location.search).get("session");
   if (preset) ui.avatarId.value = preset;
   setState("idle");
 })();
