@@ -163,9 +163,11 @@ class AvatarClient:
         sid = session.session_id if isinstance(session, SessionInfo) else session
         return f"{self.base_url}/?session={sid}"
 
-    async def connect_agent(self, session_id: str, *, sample_rate: int = 16000) -> AgentConnection:
-        """Attach as the session's voice agent: its audio then comes from this connection's segments."""
-        url = self.base_url.replace("http", "ws", 1) + f"/v1/sessions/{session_id}/agent?sample_rate={sample_rate}"
+    async def connect_agent(self, session_id: str, *, sample_rate: int | None = 16000) -> AgentConnection:
+        """Attach as the session's voice agent: its audio then comes from this connection's segments.
+        `sample_rate=None` leaves the rate to declare later with `AgentConnection.configure`."""
+        query = f"?sample_rate={sample_rate}" if sample_rate else ""
+        url = self.base_url.replace("http", "ws", 1) + f"/v1/sessions/{session_id}/agent{query}"
         try:
             ws = await self.http.ws_connect(url, heartbeat=10.0, max_msg_size=1 << 20)
         except aiohttp.WSServerHandshakeError as exc:
@@ -179,7 +181,7 @@ class AvatarClient:
 class AgentConnection:
     """One session's agent socket: segments in, events out. Use as `async with`; `close()` ends it."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, sample_rate: int):
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, sample_rate: int | None):
         self._ws = ws
         self.sample_rate = sample_rate
         self.session: dict = {}
@@ -249,7 +251,7 @@ class AgentConnection:
         """One whole reply: start, push in chunks, end. Returns its id; it plays at real time after queued ones."""
         data = _pcm_bytes(pcm)
         segment_id = await self.start_segment(segment_id, text=text)
-        step = max(2, int(chunk_s * self.sample_rate) * 2)
+        step = max(2, int(chunk_s * (self.sample_rate or 16000)) * 2)
         for i in range(0, len(data), step):
             await self.push_audio(data[i:i + step])
         await self.end_segment(segment_id)
@@ -276,6 +278,11 @@ class AgentConnection:
         if reply.get("type") == "error":
             raise AvatarApiError(reply["code"], reply["message"], detail=reply)
         return reply
+
+    async def configure(self, sample_rate: int) -> None:
+        """Declare the PCM rate (once per session; 16000, 22050, 24000 or 48000)."""
+        await self.request({"type": "config", "sample_rate": sample_rate})
+        self.sample_rate = sample_rate
 
     async def describe(self) -> dict:
         """The agent's state: segments queued, buffered_s, and queue_ends_at_s (media time audio pushed now starts)."""

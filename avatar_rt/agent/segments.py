@@ -78,7 +78,7 @@ class _StreamResampler:
 class _Segment:
     id: str
     text: str | None
-    resampler: _StreamResampler
+    resampler: _StreamResampler | None = None  # made at the first push: the rate may be declared until then
     chunks: deque = field(default_factory=deque)  # 16 kHz int16 arrays not yet pulled
     offset: int = 0  # samples already pulled from chunks[0]
     queued: int = 0  # samples not yet pulled
@@ -155,11 +155,9 @@ class SegmentPlayer:
                                "duplicate_segment")
         if sample_rate is not None:
             self.configure(sample_rate)
-        if self.sample_rate is None:
-            self.sample_rate = SAMPLE_RATE
         if self._open is not None:
             self._end(self._open)
-        segment = _Segment(segment_id, text, _StreamResampler(self.sample_rate))
+        segment = _Segment(segment_id, text)
         self._queue.append(segment)
         self._open = segment
         self._update_state()
@@ -183,6 +181,10 @@ class SegmentPlayer:
             raise SegmentError("audio before any segment.start; send segment.start{id} first", "no_open_segment")
         if not len(samples):
             return
+        if self.sample_rate is None:
+            self.sample_rate = SAMPLE_RATE  # audio before any declaration: the pipeline's own rate
+        if self._open.resampler is None:
+            self._open.resampler = _StreamResampler(self.sample_rate)
         out = self._open.resampler.push(samples)
         if self.buffered_samples + len(out) > self.max_buffer:
             raise SegmentError(
@@ -288,7 +290,8 @@ class SegmentPlayer:
             segment.queued += len(samples)
 
     def _end(self, segment: _Segment) -> None:
-        self._append(segment, segment.resampler.flush())
+        if segment.resampler is not None:
+            self._append(segment, segment.resampler.flush())
         segment.ended = True
         if self._open is segment:
             self._open = None
