@@ -306,3 +306,23 @@ def test_a_whep_player_watches_a_session_an_agent_drives(server, tts_22k):
     got = asyncio.run(run())
     # Video (the loaded 2-core test machine drops frames, by design) and the voice.
     assert got["video"] > 10 and got["loud_audio"] > 20, got
+
+
+def test_a_session_closed_under_its_agent_ends_the_segments_and_the_socket(server):
+    async def run():
+        async with aiohttp.ClientSession() as http:
+            sid = await _new_session(http, server.base_url)
+            async with http.ws_connect(f"{server.base_url}/v1/sessions/{sid}/agent") as ws:
+                await _events_until(ws, lambda e: e["type"] == "session")
+                await ws.send_json({"type": "segment.start", "id": "long"})
+                await ws.send_bytes(np.full(16000 * 5, 700, np.int16).tobytes())
+                await _events_until(ws, lambda e: e["type"] == "playback.started")
+                await http.delete(f"{server.base_url}/v1/sessions/{sid}")
+                events = await _events_until(ws, lambda e: e["type"] == "session.closed", timeout=5)
+                closing = await ws.receive(timeout=5)
+            return events, closing
+
+    events, closing = asyncio.run(run())
+    (finished,) = [e for e in events if e["type"] == "playback.finished"]
+    assert finished["id"] == "long" and finished["interrupted"] and finished["position_s"] < 5
+    assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)

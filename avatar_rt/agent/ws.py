@@ -47,6 +47,16 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
                 return
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.send_str(json.dumps(event, separators=(",", ":")))
+            if event["type"] == "session.closed":
+                await ws.close(message=b"the session was closed")
+                return
+
+    def on_session_closed(_session) -> None:
+        # Deleted, or its viewer left: the agent hears each segment's end, then why the socket closes.
+        link.disconnect()
+        outbox.put_nowait({"type": "session.closed", "session_id": session.session_id})
+
+    session.on_closed.append(on_session_closed)
 
     send_task = asyncio.create_task(sender())
     outbox.put_nowait({"type": "session", "session_id": session.session_id, "fps": session.fps,
@@ -70,6 +80,8 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
             elif message.type == WSMsgType.ERROR:
                 log.info("session %s: agent socket error %s", session.session_id[:8], ws.exception())
     finally:
+        with contextlib.suppress(ValueError):
+            session.on_closed.remove(on_session_closed)
         unsubscribe()
         link.disconnect()  # unfinished segments end, interrupted; the face goes idle
         outbox.put_nowait(None)
