@@ -20,22 +20,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
 
-from machine import machine  # benchmarks/machine.py, beside this script
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from agent_common import report, serve_in_process, tts  # benchmarks/agent_common.py, beside this script
 
 REPLIES = (
     "Thank you for calling Orbit Outfitters. How can I help you today?",
@@ -47,14 +39,6 @@ REPLIES = (
     "Of course. I have updated the delivery address to the one you gave me.",
     "Thanks for your patience, and have a wonderful day.",
 )
-
-
-def tts(text: str) -> tuple[np.ndarray, int]:
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "a.wav"
-        subprocess.run(["espeak-ng", "-w", str(path), text], check=True)
-        with wave.open(str(path)) as w:
-            return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).copy(), w.getframerate()
 
 
 def lips_vs_voice(video: list[tuple[float, float]], audio: list[tuple[float, np.ndarray]], t0: float,
@@ -90,26 +74,15 @@ def lips_vs_voice(video: list[tuple[float, float]], audio: list[tuple[float, np.
 
 async def run(minutes: float, seed: int) -> dict:
     import aiohttp
-    from aiohttp import web
     from aiortc import RTCPeerConnection, RTCSessionDescription
     from aiortc.mediastreams import MediaStreamError
 
     from avatar_rt.client import AvatarClient
-    from avatar_rt.server.app import ServerConfig, create_app
 
     rng = random.Random(seed)
     voices = [tts(text) for text in REPLIES]
     rate = voices[0][1]
-    with tempfile.TemporaryDirectory() as d:
-        app = create_app(ServerConfig(avatar=REPO / "avatar_rt" / "assets" / "astronaut_512.jpg",
-                                      db=Path(d) / "db.sqlite3"))
-        runner = web.AppRunner(app)
-        await runner.setup()
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        base = f"http://127.0.0.1:{port}"
+    async with serve_in_process() as (app, base):
         video: list[tuple[float, float]] = []
         audio: list[tuple[float, np.ndarray]] = []
         buffered: list[tuple[float, float, int]] = []
@@ -187,7 +160,6 @@ async def run(minutes: float, seed: int) -> dict:
             await pc.close()
             for t in tasks:
                 t.cancel()
-        await runner.cleanup()
 
     def peak(t0: float, t1: float) -> dict:
         inside = [(b, q) for t, b, q in buffered if t0 <= t < t1]
@@ -209,10 +181,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    result = {"machine": machine(), "benchmark": "agent_call", **asyncio.run(run(args.minutes, args.seed))}
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    report("agent_call", asyncio.run(run(args.minutes, args.seed)), args.json)
     return 0
 
 

@@ -25,29 +25,15 @@ import argparse
 import asyncio
 import json
 import random
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
 
-from machine import machine  # benchmarks/machine.py, beside this script
+from agent_common import report, serve_in_process, tts  # benchmarks/agent_common.py, beside this script
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 REST = 0.05
-
-
-def tts(text: str) -> tuple[np.ndarray, int]:
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "a.wav"
-        subprocess.run(["espeak-ng", "-w", str(path), text], check=True)
-        with wave.open(str(path)) as w:
-            return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).copy(), w.getframerate()
 
 
 def opening(params) -> float:
@@ -141,62 +127,47 @@ def analyse(log: list[tuple], cycles: int) -> dict:
 
 async def run(cycles: int, seed: int) -> dict:
     import aiohttp
-    from aiohttp import web
-
-    from avatar_rt.server.app import ServerConfig, create_app
 
     rng = random.Random(seed)
     pcm, rate = tts("Thanks for waiting. Your order shipped yesterday and should arrive on Tuesday, "
                     "and I can send you the tracking number by email.")
-    with tempfile.TemporaryDirectory() as d:
-        config = ServerConfig(avatar=REPO / "avatar_rt" / "assets" / "astronaut_512.jpg", db=Path(d) / "db.sqlite3")
-        app = create_app(config)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        base = f"http://127.0.0.1:{port}"
-        try:
-            async with aiohttp.ClientSession() as http:
-                async with http.post(f"{base}/v1/sessions", json={}) as resp:
-                    sid = (await resp.json())["session_id"]
-                session = app["server"].sessions[sid]
-                rec = Recorder(session)
-                async with http.ws_connect(f"{base}/v1/sessions/{sid}/agent?sample_rate={rate}") as ws:
-                    rec.attach_link(session.agent)
-                    events: asyncio.Queue = asyncio.Queue()
+    async with serve_in_process() as (app, base):
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{base}/v1/sessions", json={}) as resp:
+                sid = (await resp.json())["session_id"]
+            session = app["server"].sessions[sid]
+            rec = Recorder(session)
+            async with http.ws_connect(f"{base}/v1/sessions/{sid}/agent?sample_rate={rate}") as ws:
+                rec.attach_link(session.agent)
+                events: asyncio.Queue = asyncio.Queue()
 
-                    async def reader():
-                        async for msg in ws:
-                            events.put_nowait(json.loads(msg.data))
+                async def reader():
+                    async for msg in ws:
+                        events.put_nowait(json.loads(msg.data))
 
-                    read_task = asyncio.create_task(reader())
+                read_task = asyncio.create_task(reader())
 
-                    async def wait_for(kind: str, sid_: str) -> None:
-                        while True:
-                            e = await asyncio.wait_for(events.get(), 30)
-                            if e["type"] == kind and e.get("id") == sid_:
-                                return
+                async def wait_for(kind: str, sid_: str) -> None:
+                    while True:
+                        e = await asyncio.wait_for(events.get(), 30)
+                        if e["type"] == kind and e.get("id") == sid_:
+                            return
 
-                    await asyncio.sleep(1.0)  # the pipeline warms up (first ONNX runs)
-                    for k in range(cycles + 1):
-                        await ws.send_json({"type": "segment.start", "id": f"r{k}"})
-                        await ws.send_bytes(pcm.tobytes())
-                        await ws.send_json({"type": "segment.end", "id": f"r{k}"})
-                        if k == cycles:
-                            break
-                        await wait_for("playback.started", f"r{k}")
-                        await asyncio.sleep(rng.uniform(0.4, 1.6))  # into the reply, mostly mid-word
-                        await ws.send_json({"type": "clear"})
-                        await wait_for("playback.finished", f"r{k}")
-                        print(f"\rcycle {k + 1}/{cycles}", end="", file=sys.stderr, flush=True)
-                    print(file=sys.stderr)
-                    await asyncio.sleep(0.5)
-                    read_task.cancel()
-        finally:
-            await runner.cleanup()
+                await asyncio.sleep(1.0)  # the pipeline warms up (first ONNX runs)
+                for k in range(cycles + 1):
+                    await ws.send_json({"type": "segment.start", "id": f"r{k}"})
+                    await ws.send_bytes(pcm.tobytes())
+                    await ws.send_json({"type": "segment.end", "id": f"r{k}"})
+                    if k == cycles:
+                        break
+                    await wait_for("playback.started", f"r{k}")
+                    await asyncio.sleep(rng.uniform(0.4, 1.6))  # into the reply, mostly mid-word
+                    await ws.send_json({"type": "clear"})
+                    await wait_for("playback.finished", f"r{k}")
+                    print(f"\rcycle {k + 1}/{cycles}", end="", file=sys.stderr, flush=True)
+                print(file=sys.stderr)
+                await asyncio.sleep(0.5)
+                read_task.cancel()
     return analyse(rec.log, cycles)
 
 
@@ -206,10 +177,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the interrupt times (default 0)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    result = {"machine": machine(), "benchmark": "barge_in", **asyncio.run(run(args.cycles, args.seed))}
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    report("barge_in", asyncio.run(run(args.cycles, args.seed)), args.json)
     return 0
 
 
