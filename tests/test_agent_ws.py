@@ -326,3 +326,44 @@ def test_a_session_closed_under_its_agent_ends_the_segments_and_the_socket(serve
     (finished,) = [e for e in events if e["type"] == "playback.finished"]
     assert finished["id"] == "long" and finished["interrupted"] and finished["position_s"] < 5
     assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+
+
+def test_the_control_datachannel_speaks_the_same_protocol(server):
+    """A browser agent: segment messages and binary PCM on `control`, events back on it."""
+
+    async def run():
+        pc = RTCPeerConnection()
+        pc.addTransceiver("video", direction="recvonly")
+        pc.addTransceiver("audio", direction="recvonly")
+        channel = pc.createDataChannel("control")
+        got: list[dict] = []
+        opened = asyncio.Event()
+        channel.on("open", opened.set)
+        channel.on("message", lambda m: got.append(json.loads(m)))
+        pc.on("track", lambda t: None)
+        async with aiohttp.ClientSession() as http:
+            sid = await _new_session(http, server.base_url)
+            await pc.setLocalDescription(await pc.createOffer())
+            async with http.post(f"{server.base_url}/v1/sessions/{sid}/offer",
+                                 json={"sdp": pc.localDescription.sdp, "type": "offer"}) as resp:
+                answer = await resp.json()
+            await pc.setRemoteDescription(RTCSessionDescription(**answer))
+            await asyncio.wait_for(opened.wait(), 20)
+            channel.send(json.dumps({"type": "segment.start", "id": "dc", "sample_rate": 16000}))
+            for i in range(4):
+                channel.send(np.full(4000, 800, np.int16).tobytes())  # 1 s in four binary messages
+            channel.send(b"\x00\x01\x02")
+            channel.send(json.dumps({"type": "segment.end", "id": "dc"}))
+            deadline = time.monotonic() + 20
+            while not any(m.get("type") == "playback.finished" for m in got) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            await http.delete(f"{server.base_url}/v1/sessions/{sid}")
+        await pc.close()
+        return got
+
+    got = asyncio.run(run())
+    kinds = [m["type"] for m in got]
+    assert "playback.started" in kinds
+    (finished,) = [m for m in got if m["type"] == "playback.finished"]
+    assert finished["id"] == "dc" and finished["position_s"] == pytest.approx(1.0, abs=1e-3)
+    assert any(m["type"] == "error" and m["code"] == "odd_byte_count" for m in got)
