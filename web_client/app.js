@@ -34,6 +34,8 @@
     metricsCount: 0,
     rttMs: null,
     mic: null, // "on" | "denied" | "unavailable"
+    agentState: null, // a voice agent's state (idle / listening / thinking / speaking) when one drives the session
+    agentEvents: [], // the agent's playback.* and agent.state events seen on the control channel
     error: null, // {code, message} of the last failure
     pc: null,
     start,
@@ -216,6 +218,10 @@
       // The server echoes our own clock back, so no clock sync is needed.
       if (typeof msg.t === "number") client.rttMs = performance.now() - msg.t;
       renderStats();
+    } else if (msg.type === "agent.state" || msg.type.startsWith("playback.")) {
+      // A voice agent drives this session (?session=…): what it is doing, for the page and its tests.
+      if (msg.type === "agent.state") client.agentState = msg.state;
+      client.agentEvents.push(msg.type);
     } else if (plugins.some((p) => p.message && p.message(msg))) {
       // A panel's reply (an edit.ack, say), handled there.
     } else if (msg.type === "error") {
