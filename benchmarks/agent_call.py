@@ -10,6 +10,8 @@ interrupted (`clear`) at a random point. Measured:
   interior), the voice signal the received audio's envelope, both on their arrival times;
   the offset is the shift that maximises their correlation (±300 ms searched, 10 ms grid;
   positive = lips after voice);
+* the same on the server's side of the wire: when aiortc's senders took each video frame and
+  the audio of the same media time from the session's tracks (video after audio = positive);
 * buffered audio on the server (queued segment audio, the outgoing audio track's queue),
   sampled every second: its maximum in the first and the last two minutes.
 
@@ -39,6 +41,19 @@ REPLIES = (
     "Of course. I have updated the delivery address to the one you gave me.",
     "Thanks for your patience, and have a wonderful day.",
 )
+
+
+def handoff_offsets(handoffs: dict, t0: float, t1: float) -> dict:
+    """For each video frame handed to its sender in [t0, t1): its hand-off time minus that of its media time's audio."""
+    audio = sorted(handoffs["audio"])
+    if len(audio) < 10:
+        return {}
+    at, ah = np.array([m for m, _ in audio]), np.array([h for _, h in audio])
+    offs = [1000 * (h - np.interp(m, at, ah)) for m, h in handoffs["video"] if t0 <= h < t1 and at[0] <= m <= at[-1]]
+    if not offs:
+        return {}
+    return {"median_ms": round(float(np.median(offs)), 1), "p5_ms": round(float(np.percentile(offs, 5)), 1),
+            "p95_ms": round(float(np.percentile(offs, 95)), 1), "frames": len(offs)}
 
 
 def lips_vs_voice(video: list[tuple[float, float]], audio: list[tuple[float, np.ndarray]], t0: float,
@@ -90,6 +105,20 @@ async def run(minutes: float, seed: int) -> dict:
             session = await client.create_session()
             x0, y0, x1, y1 = session.raw["avatar"]["mouth_box"]
             server_session = app["server"].sessions[session.session_id]
+            handoffs: dict[str, list[tuple[float, float]]] = {"video": [], "audio": []}
+
+            def log_handoff(track, kind: str, clock: int) -> None:
+                recv = track.recv
+
+                async def logged():
+                    frame = await recv()
+                    handoffs[kind].append((frame.pts / clock, time.monotonic()))  # (media time, hand-off time)
+                    return frame
+
+                track.recv = logged
+
+            log_handoff(server_session.video, "video", 90_000)
+            log_handoff(server_session.audio, "audio", 16_000)
             pc = RTCPeerConnection()
             pc.addTransceiver("video", direction="recvonly")
             pc.addTransceiver("audio", direction="recvonly")
@@ -170,6 +199,8 @@ async def run(minutes: float, seed: int) -> dict:
         "minutes": round((stop - start) / 60, 2), "replies": replies, "interrupted": interrupted,
         "lips_vs_voice_first_minute": lips_vs_voice(video, audio, start, start + 60),
         "lips_vs_voice_last_minute": lips_vs_voice(video, audio, stop - 60, stop),
+        "server_handoff_video_minus_audio_first_minute": handoff_offsets(handoffs, start, start + 60),
+        "server_handoff_video_minus_audio_last_minute": handoff_offsets(handoffs, stop - 60, stop),
         "buffers_first_2_min": peak(start, start + 120), "buffers_last_2_min": peak(stop - 120, stop),
         "video_frames_received": len(video),
     }
