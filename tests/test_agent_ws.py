@@ -199,7 +199,7 @@ def test_a_viewer_hears_the_agents_voice(server, tts_22k):
     finished = events[-1]["server_time"]
     # Video kept coming through the reply (the loaded 2-core machine renders fewer frames: it drops, by design).
     offset = time.time() - time.monotonic()
-    assert len(frames) > 10 and min(frames) + offset < started and max(frames) + offset > finished - 0.5
+    assert len(frames) >= 5 and min(frames) + offset < started and max(frames) + offset > finished - 0.5
     # Loud audio arrived between started and finished (server_time is wall time; same machine).
     loud = [t + offset for t, rms in received if rms > 300]
     assert len(loud) > 0.5 * (finished - started) * 50, f"{len(loud)} loud 20 ms frames"
@@ -304,8 +304,8 @@ def test_a_whep_player_watches_a_session_an_agent_drives(server, tts_22k):
         return got
 
     got = asyncio.run(run())
-    # Video (the loaded 2-core test machine drops frames, by design) and the voice.
-    assert got["video"] > 10 and got["loud_audio"] > 20, got
+    # Video (a 2-core machine under other load renders only a few fps: it drops frames by design) and the voice.
+    assert got["video"] >= 5 and got["loud_audio"] > 20, got
 
 
 def test_a_session_closed_under_its_agent_ends_the_segments_and_the_socket(server):
