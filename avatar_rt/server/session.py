@@ -30,6 +30,7 @@ from avatar_rt.pipeline import FramePipeline, OutputFrame
 from avatar_rt.server.avatars import Avatar, AvatarStore
 from avatar_rt.server.control import ControlChannel
 from avatar_rt.server.metrics import SessionMetrics
+from avatar_rt.server.rtp_audio import PacketClock, receiver_of
 from avatar_rt.server.tracks import PipelineAudioTrack, PipelineVideoTrack
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class Session:
                                       motion_model=motion_model)
         self.ingress = AudioIngress()
         self.jitter = AudioJitterBuffer()
-        self.video = PipelineVideoTrack(fps, on_sent=self.metrics.frame_sent)
+        self.video = PipelineVideoTrack(fps, on_sent=self.metrics.frame_sent, on_encoded=self.metrics.frame_encoded)
         self.audio = PipelineAudioTrack()
         self.control: ControlChannel | None = None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"render-{self.session_id[:6]}")
@@ -130,7 +131,8 @@ class Session:
         def on_track(track: MediaStreamTrack) -> None:
             # Every received track is read, even ones we do not use: an unread
             # aiortc track buffers without bound.
-            self._spawn(self._consume(track))
+            receiver = receiver_of(pc, track)
+            self._spawn(self._consume(track, PacketClock(receiver) if receiver is not None else None))
 
         @pc.on("datachannel")
         def on_datachannel(channel) -> None:
@@ -162,21 +164,27 @@ class Session:
         self._spawn(self._metrics_loop())
         return pc.localDescription
 
-    async def _consume(self, track: MediaStreamTrack) -> None:
+    async def _consume(self, track: MediaStreamTrack, packets: PacketClock | None) -> None:
         while True:
             try:
                 frame = await track.recv()
             except MediaStreamError:
                 return
             if track.kind == "audio":
-                for chunk in self.ingress.push_frame(frame):
+                decoded = time.monotonic()
+                packet_arrival = packets.arrival(frame.pts) if packets is not None else None
+                if packet_arrival is not None:
+                    self.metrics.packet_decoded(packet_arrival, decoded)
+                for chunk in self.ingress.push_frame(frame, decoded):
                     self.jitter.push(chunk)
 
     def _render_step(self, audio, arrival, render: bool, tick: float) -> tuple[OutputFrame | None, object]:
         out = self.pipeline.step(audio, arrival, render=render, tick=tick)
         if out is None or out.image is None:
             return out, None
-        return out, PipelineVideoTrack.make_frame(out.image, out.index, self.fps)
+        frame = PipelineVideoTrack.make_frame(out.image, out.index, self.fps)
+        out.timings.converted = time.monotonic()
+        return out, frame
 
     async def _frame_loop(self) -> None:
         loop = asyncio.get_running_loop()
