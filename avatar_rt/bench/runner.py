@@ -104,6 +104,7 @@ async def run_level(url: str, sessions: int, seconds: float, stimulus: Stimulus,
             "load1": (final or {}).get("load1"),
         },
         "calls": per_call,
+        "server_snapshots": snaps,
     }
 
 

@@ -24,7 +24,8 @@ def free_port() -> int:
 class LocalServer:
     """`avatar-rt serve` in a subprocess on a free port, with a throwaway database."""
 
-    def __init__(self, max_sessions: int, extra_args: list[str] | None = None, timeout_s: float = 120.0):
+    def __init__(self, max_sessions: int, extra_args: list[str] | None = None, timeout_s: float = 120.0,
+                 cwd: Path | None = None):
         self._dir = tempfile.TemporaryDirectory(prefix="avatar-rt-bench-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -33,7 +34,8 @@ class LocalServer:
                "--db", str(Path(self._dir.name) / "bench.sqlite3"), "--max-sessions", str(max_sessions),
                *(extra_args or [])]
         self._log = open(self.log_path, "w")
-        self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+        # `python -m` puts the working directory first on sys.path: cwd chooses which checkout serves.
+        self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd,
                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -2,7 +2,7 @@
 
 The frame loop is the session's clock. Every 1/fps seconds it takes exactly one
 frame's worth of audio from the jitter buffer (silence if none came), runs the
-pipeline on a worker thread, and hands the frame and its audio slice to the
+pipeline on the shared render pool, and hands the frame and its audio slice to the
 outgoing tracks. When the machine falls behind it skips rendering (the audio
 keeps flowing) until it is back on time, so latency never accumulates.
 """
@@ -15,7 +15,6 @@ import functools
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -32,6 +31,7 @@ from avatar_rt.server.control import ControlChannel
 from avatar_rt.server.metrics import SessionMetrics
 from avatar_rt.server.rtp_audio import PacketClock, receiver_of
 from avatar_rt.server.tracks import PipelineAudioTrack, PipelineVideoTrack
+from avatar_rt.server.workers import render_pool
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class Session:
         self.video = PipelineVideoTrack(fps, on_sent=self.metrics.frame_sent, on_encoded=self.metrics.frame_encoded)
         self.audio = PipelineAudioTrack()
         self.control: ControlChannel | None = None
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"render-{self.session_id[:6]}")
+        self._worker = render_pool()
         self._tasks: set[asyncio.Task] = set()
         self._closed = asyncio.Event()
         self.on_closed: list = []
@@ -239,6 +239,5 @@ class Session:
                 task.cancel()
         with contextlib.suppress(Exception):
             await self.pc.close()
-        self._worker.shutdown(wait=False, cancel_futures=True)
         for callback in self.on_closed:
             callback(self)
