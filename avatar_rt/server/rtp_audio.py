@@ -25,6 +25,9 @@ _REMEMBERED = 64  # frames: over a second of audio or video, far beyond any fram
 # aiortc releases an audio frame when the packet `prefetch` frames later arrives; 1 is the least it can do
 # (a frame is known complete only when the next timestamp shows up).
 MIN_PREFETCH = 1
+# What sessions use: aiortc's 4 (80 ms) sat in front of the session's own jitter buffer, which is the one that
+# absorbs arrival jitter (bounded, adaptive, measured); 1 leaves aiortc only re-ordering within a packet.
+AUDIO_PREFETCH = 1
 
 
 class PacketClock:

@@ -29,7 +29,7 @@ from avatar_rt.pipeline import FramePipeline, OutputFrame
 from avatar_rt.server.avatars import Avatar, AvatarStore
 from avatar_rt.server.control import ControlChannel
 from avatar_rt.server.metrics import SessionMetrics
-from avatar_rt.server.rtp_audio import PacketClock, receiver_of
+from avatar_rt.server.rtp_audio import AUDIO_PREFETCH, PacketClock, receiver_of, set_audio_prefetch
 from avatar_rt.server.tracks import PipelineAudioTrack, PipelineVideoTrack
 from avatar_rt.server.workers import render_pool
 
@@ -132,6 +132,8 @@ class Session:
             # Every received track is read, even ones we do not use: an unread
             # aiortc track buffers without bound.
             receiver = receiver_of(pc, track)
+            if receiver is not None and track.kind == "audio":
+                set_audio_prefetch(receiver, AUDIO_PREFETCH)  # our own jitter buffer absorbs the jitter
             self._spawn(self._consume(track, PacketClock(receiver) if receiver is not None else None))
 
         @pc.on("datachannel")
