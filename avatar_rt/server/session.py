@@ -20,7 +20,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from avatar_rt.audio.ingress import AudioIngress
-from avatar_rt.audio.jitter import AudioJitterBuffer
+from avatar_rt.audio.adaptive_jitter import AdaptiveJitterBuffer
 from avatar_rt.edits.engine import EditEngine
 from avatar_rt.edits.store import EditStore
 from avatar_rt.errors import AvatarRtError
@@ -57,7 +57,7 @@ class Session:
         self.pipeline = FramePipeline(avatar.portrait, fps, renderer=avatar.renderer, edits=self.edits,
                                       motion_model=motion_model)
         self.ingress = AudioIngress()
-        self.jitter = AudioJitterBuffer()
+        self.jitter = AdaptiveJitterBuffer()
         self.video = PipelineVideoTrack(fps, on_sent=self.metrics.frame_sent, on_encoded=self.metrics.frame_encoded)
         self.audio = PipelineAudioTrack()
         self.control: ControlChannel | None = None
@@ -82,6 +82,8 @@ class Session:
             "lookahead_ms": self.pipeline.lookahead_ms,
             "jitter_buffer_ms": round(1000.0 * self.jitter.level_samples / 16000, 1),
             "audio_underruns": self.jitter.underruns,
+            "jitter_margin_ms": round(1000.0 * self.jitter.margin / 16000, 1),
+            "audio_trimmed_ms": round(1000.0 * self.jitter.trimmed_samples / 16000, 1),
         }
 
     def edit(self, kind: str, body: dict, *, from_http: bool = False) -> dict:
