@@ -1,6 +1,9 @@
 """Old vs new server code in the same run: `avatar-rt bench` against each, alternating, medians over rounds.
 
     python benchmarks/latency_ab.py --old /tmp/old-checkout [--new .] --sessions 1,4 --rounds 3 --seconds 15
+    python benchmarks/latency_ab.py --tree base=/tmp/a --tree pool=/tmp/b --tree prefetch=/tmp/c ...
+
+(--tree: several checkouts, each against the same bench, in a rotating order each round.)
 
 Each checkout's server runs from its own tree (PYTHONPATH), the client is this checkout's bench, so
 both are measured by the same instrument on the same loaded machine within minutes of each other.
@@ -53,8 +56,10 @@ def run_variant(tree: Path, sessions: int, seconds: float, stimulus) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--old", type=Path, required=True, help="checkout of the old code")
+    parser.add_argument("--old", type=Path, help="checkout of the old code")
     parser.add_argument("--new", type=Path, default=REPO, help="checkout of the new code (default: this one)")
+    parser.add_argument("--tree", action="append", default=[], metavar="NAME=PATH",
+                        help="compare these checkouts instead of --old/--new (repeatable)")
     parser.add_argument("--sessions", default="1", help="session counts, e.g. 1,4")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=15.0)
@@ -63,29 +68,37 @@ def main() -> None:
     import logging
 
     logging.getLogger("aioice").setLevel(logging.WARNING)
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # servers started are stopped on the way out
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, load {info['load_1min']}, {info['date']}; the load client "
           "runs on the same machine", flush=True)
     stimulus = espeak_words(args.seconds)
-    results: dict = {"machine": info, "old": str(args.old), "new": str(args.new), "levels": {}}
+    trees = dict(t.split("=", 1) for t in args.tree) if args.tree else {"old": args.old, "new": args.new}
+    if any(v is None for v in trees.values()):
+        parser.error("give --old (and optionally --new), or --tree NAME=PATH at least twice")
+    trees = {k: Path(v) for k, v in trees.items()}
+    names = list(trees)
+    results: dict = {"machine": info, "trees": {k: str(v) for k, v in trees.items()}, "levels": {}}
     for n in [int(x) for x in args.sessions.split(",")]:
-        runs = {"old": [], "new": []}
+        runs = {k: [] for k in names}
         for r in range(args.rounds):
-            for name in (("old", "new") if r % 2 == 0 else ("new", "old")):
-                level = run_variant(args.old if name == "old" else args.new, n, args.seconds, stimulus)
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                level = run_variant(trees[name], n, args.seconds, stimulus)
                 level.pop("calls")
                 runs[name].append(level)
                 print(f"  {n} session(s) round {r + 1} {name}: mouth p50 {level['mouth_ms']['p50']} p95 "
                       f"{level['mouth_ms']['p95']} ms, cores/session {level['server']['cores_per_session']}, "
                       f"fps {level['fps']['min']}", flush=True)
         print(f"--- {n} session(s), median of {args.rounds} rounds each (alternating) ---")
-        print(f"{'':34s} {'old':>9s} {'new':>9s}")
+        print(f"{'':34s} " + " ".join(f"{k:>9s}" for k in names))
         table = {}
         for label, get in ROWS:
             vals = {k: [get(lv) for lv in runs[k] if get(lv) is not None] for k in runs}
             med = {k: (round(statistics.median(v), 3) if v else None) for k, v in vals.items()}
             table[label] = med
-            print(f"{label:34s} {str(med['old']):>9s} {str(med['new']):>9s}")
+            print(f"{label:34s} " + " ".join(f"{str(med[k]):>9s}" for k in names))
         results["levels"][n] = {"table": table, "runs": runs}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

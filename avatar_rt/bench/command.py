@@ -98,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
                 raise BenchError(f"the server allows {health['max_sessions']} sessions; {max(levels)} were asked "
                                  "for (start it with a larger --max-sessions)")
         else:
+            import signal
+
+            # A terminated bench still stops the server it started (the finally below).
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
             print("avatar-rt bench: starting a local server …", file=sys.stderr, flush=True)
             local = LocalServer(max(levels), args.serve_arg)
             url = local.url

@@ -27,9 +27,11 @@ def summary(result: dict) -> str:
             f"  same, at frame complete (client jitter buffer + decode taken out): {_fmt(level['mouth_at_frame_complete_ms'])}",
             f"offer answered -> first frame: {_fmt(level['first_frame_s'], 's')}",
             f"received fps: min {level['fps']['min']:g}, median {level['fps']['median']:g}; frame interval sd "
-            f"{level['interval_sd_ms']:g} ms; frames missing {level['missing_frames']}; server dropped {s['dropped_frames']}",
+            f"{level['interval_sd_ms']:g} ms; frames missing {level['missing_frames']}; server skipped {s['dropped_frames']} "
+            f"(late) and {s.get('transport_dropped_frames')} (transport lagged)",
             f"server: audio arrival -> frame to encoder p50 {s['latency_ms'].get('p50')} / p95 {s['latency_ms'].get('p95')} ms; "
-            f"-> encoded and sent p95 {s['encoded_latency_ms'].get('p95')} ms",
+            f"-> encoded and sent p95 {s['encoded_latency_ms'].get('p95')} ms; of which the model's lookahead "
+            f"{s.get('lookahead_ms')} ms",
             f"server CPU {s['cores']} cores ({s['cores_per_session']} per session), RSS {s['rss_mb']} MB "
             f"({s['rss_mb_per_session']} MB per session)",
         ]

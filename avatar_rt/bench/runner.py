@@ -94,7 +94,10 @@ async def run_level(url: str, sessions: int, seconds: float, stimulus: Stimulus,
         "server": {
             "latency_ms": _server_pcts(snaps, "latency_ms"),
             "encoded_latency_ms": _server_pcts(snaps, "encoded_latency_ms"),
+            # The lip-sync model's lookahead is a constant delay inside that figure; the rest is the engine's own.
+            "lookahead_ms": max((s.get("lookahead_ms") or 0.0) for s in snaps) if snaps else None,
             "dropped_frames": sum(s.get("dropped_frames", 0) for s in snaps),
+            "transport_dropped_frames": sum(s.get("transport_dropped_frames", 0) for s in snaps),
             "stages_ms": _stage_table(snaps),
             "cores": None if cores is None else round(cores, 3),
             "cores_per_session": None if cores is None else round(cores / sessions, 3),

@@ -84,6 +84,7 @@ class Session:
             "audio_underruns": self.jitter.underruns,
             "jitter_margin_ms": round(1000.0 * self.jitter.margin / 16000, 1),
             "audio_trimmed_ms": round(1000.0 * self.jitter.trimmed_samples / 16000, 1),
+            "transport_dropped_frames": self.video.dropped,  # replaced in the track queue: the transport lagged
         }
 
     def edit(self, kind: str, body: dict, *, from_http: bool = False) -> dict:
