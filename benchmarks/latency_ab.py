@@ -34,6 +34,9 @@ ROWS = (("mouth p50 ms", lambda lv: lv["mouth_ms"]["p50"]),
         ("mouth at frame complete p95 ms", lambda lv: lv["mouth_at_frame_complete_ms"]["p95"]),
         ("server arrival->encoder p95 ms", lambda lv: lv["server"]["latency_ms"].get("p95")),
         ("server cores per session", lambda lv: lv["server"]["cores_per_session"]),
+        ("server CPU ms per frame sent", lambda lv: lv["server"].get("cpu_ms_per_frame")),
+        ("server ingress p50 ms", lambda lv: lv["server"]["stages_ms"].get("ingress", {}).get("p50")),
+        ("server jitter p50 ms", lambda lv: lv["server"]["stages_ms"].get("jitter", {}).get("p50")),
         ("worst session fps", lambda lv: lv["fps"]["min"]),
         ("frames missing", lambda lv: lv["missing_frames"]))
 

@@ -32,7 +32,8 @@ def summary(result: dict) -> str:
             f"server: audio arrival -> frame to encoder p50 {s['latency_ms'].get('p50')} / p95 {s['latency_ms'].get('p95')} ms; "
             f"-> encoded and sent p95 {s['encoded_latency_ms'].get('p95')} ms; of which the model's lookahead "
             f"{s.get('lookahead_ms')} ms",
-            f"server CPU {s['cores']} cores ({s['cores_per_session']} per session), RSS {s['rss_mb']} MB "
+            f"server CPU {s['cores']} cores ({s['cores_per_session']} per session; {s.get('cpu_ms_per_frame')} ms "
+            f"per frame sent), RSS {s['rss_mb']} MB "
             f"({s['rss_mb_per_session']} MB per session)",
         ]
         stages = s["stages_ms"]

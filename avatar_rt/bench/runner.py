@@ -45,6 +45,10 @@ def _server_pcts(per_session: list[dict], key: str) -> dict:
     return {q: round(float(np.max(v)), 1) for q, v in out.items()}  # the worst session
 
 
+def _frames(metrics: dict | None, sessions: set[str]) -> int:
+    return sum(s.get("frames", 0) for sid, s in ((metrics or {}).get("sessions") or {}).items() if sid in sessions)
+
+
 async def run_level(url: str, sessions: int, seconds: float, stimulus: Stimulus, fps: float,
                     server_pid: int | None = None, tick: Callable[[float], None] | None = None) -> dict:
     """One load level: `sessions` calls at once, all speaking `stimulus`, for `seconds`."""
@@ -62,7 +66,8 @@ async def run_level(url: str, sessions: int, seconds: float, stimulus: Stimulus,
                     f"a session could not start: {errors[0]!r}")
             start = time.monotonic()
             await asyncio.sleep(SETTLE_S)
-            before = process_usage(await _metrics(http, url), server_pid)
+            before_metrics = await _metrics(http, url)
+            before = process_usage(before_metrics, server_pid)
             while (elapsed := time.monotonic() - start) < seconds:
                 if tick is not None:
                     tick(min(elapsed, seconds))
@@ -77,6 +82,9 @@ async def run_level(url: str, sessions: int, seconds: float, stimulus: Stimulus,
     ours = {c.record.session_id for c in calls}
     snaps = [s for sid, s in ((final or {}).get("sessions") or {}).items() if sid in ours]
     cores = cores_between(before, after)
+    frames = _frames(final, ours) - _frames(before_metrics, ours)
+    cpu_ms_per_frame = (round(1000.0 * (after["cpu_s"] - before["cpu_s"]) / frames, 2)
+                        if before and after and frames > 0 else None)
     mouth = [v for c in per_call for v in c["mouth_ms"]]
     mouth_complete = [v for c in per_call for v in c["mouth_at_frame_complete_ms"]]
     return {
@@ -101,6 +109,8 @@ async def run_level(url: str, sessions: int, seconds: float, stimulus: Stimulus,
             "stages_ms": _stage_table(snaps),
             "cores": None if cores is None else round(cores, 3),
             "cores_per_session": None if cores is None else round(cores / sessions, 3),
+            # CPU per frame sent: what a session costs even when a starved machine sends fewer frames.
+            "cpu_ms_per_frame": cpu_ms_per_frame,
             "rss_mb": after.get("rss_mb") if after else None,
             "rss_mb_per_session": (round((after["rss_mb"] - idle["rss_mb"]) / sessions, 1)
                                    if after and idle and after.get("rss_mb") and idle.get("rss_mb") else None),
