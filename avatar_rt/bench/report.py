@@ -34,7 +34,7 @@ def summary(result: dict) -> str:
             f"{s.get('lookahead_ms')} ms",
             f"server CPU {s['cores']} cores ({s['cores_per_session']} per session; {s.get('cpu_ms_per_frame')} ms "
             f"per frame sent), RSS {s['rss_mb']} MB "
-            f"({s['rss_mb_per_session']} MB per session)",
+            f"({s['rss_mb_per_session']} MB per session); the bench client itself used {level.get('client_cores')} cores",
         ]
         stages = s["stages_ms"]
         if stages:

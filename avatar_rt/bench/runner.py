@@ -45,6 +45,13 @@ def _server_pcts(per_session: list[dict], key: str) -> dict:
     return {q: round(float(np.max(v)), 1) for q, v in out.items()}  # the worst session
 
 
+def _own_cpu_s() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _frames(metrics: dict | None, sessions: set[str]) -> int:
     return sum(s.get("frames", 0) for sid, s in ((metrics or {}).get("sessions") or {}).items() if sid in sessions)
 
@@ -68,12 +75,14 @@ async def run_level(url: str, sessions: int, seconds: float, stimulus: Stimulus,
             await asyncio.sleep(SETTLE_S)
             before_metrics = await _metrics(http, url)
             before = process_usage(before_metrics, server_pid)
+            client_before = (_own_cpu_s(), time.monotonic())
             while (elapsed := time.monotonic() - start) < seconds:
                 if tick is not None:
                     tick(min(elapsed, seconds))
                 await asyncio.sleep(min(0.5, seconds - elapsed))
             final = await _metrics(http, url)
             after = process_usage(final, server_pid)
+            client_cores = (_own_cpu_s() - client_before[0]) / max(1e-6, time.monotonic() - client_before[1])
             if tick is not None:
                 tick(seconds)
         finally:
@@ -118,6 +127,8 @@ async def run_level(url: str, sessions: int, seconds: float, stimulus: Stimulus,
         },
         "calls": per_call,
         "server_snapshots": snaps,
+        # The load client's own CPU (this process: decoding every session's video, encoding its audio).
+        "client_cores": round(client_cores, 3),
     }
 
 
