@@ -60,3 +60,16 @@ def test_more_sessions_than_the_server_allows_is_a_clear_error(server, tmp_path)
     assert run.returncode == 3
     assert "the server allows 4 sessions; 64 were asked for" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_a_recording_without_speech_onsets_is_refused_before_connecting(tmp_path):
+    import numpy as np
+
+    from conftest import write_wav
+
+    silent = tmp_path / "silence.wav"
+    write_wav(silent, np.zeros(16000 * 3, dtype=np.int16), 16000)
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens: the recording must be refused first
+    run = bench("--url", url, "--wav", str(silent), "-t", "5", "-o", str(tmp_path / "x"), timeout=120)
+    assert run.returncode == 2
+    assert "no speech onset after 0.8 s of silence" in run.stderr

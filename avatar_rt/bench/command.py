@@ -33,8 +33,8 @@ def add_parser(sub) -> None:
     bench.add_argument("--sweep", type=_levels, metavar="N,N,...",
                        help="run several load levels in turn (e.g. 1,2,4,8) and report the knee: the first count "
                             "where a session falls below 24 fps or the mouth's p95 doubles; overrides -n")
-    bench.add_argument("--wav", type=Path, help="speak this 16-bit WAV instead of espeak-ng words (onsets are found "
-                                                "after ≥ 0.8 s of silence)")
+    bench.add_argument("--wav", type=Path, help="speak this recording (WAV or anything FFmpeg reads) instead of "
+                                                "espeak-ng words; onsets are found after ≥ 0.8 s of silence")
     bench.add_argument("--fps", type=float, default=25.0, help="the server's frame rate (default: 25)")
     bench.add_argument("--server-pid", type=int,
                        help="read CPU and memory from /proc/PID (for a local server whose /v1/metrics has no "
@@ -80,8 +80,13 @@ def run(args: argparse.Namespace) -> int:
     if args.sessions < 1 or args.seconds < 3:
         print("avatar-rt bench: --sessions must be ≥ 1 and --seconds ≥ 3", file=sys.stderr)
         return 2
+    from avatar_rt.errors import AvatarRtError
+
     try:
         stimulus = from_wav(args.wav) if args.wav else espeak_words(args.seconds)
+    except AvatarRtError as exc:
+        print(f"avatar-rt bench: {exc.message}", file=sys.stderr)
+        return 2
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"avatar-rt bench: {exc}", file=sys.stderr)
         return 2

@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ RATE = 16000
 WORDS = ("ah", "oh", "eye", "hey", "are", "owl")
 GAP_S = 1.4  # silence before each word
 ONSET_DB = -30.0  # an onset: the 10 ms level rises past this much below the word's peak
+SILENCE_DBFS = -50.0  # never an onset below this, however quiet the whole recording is
 MIN_SILENCE_S = 0.8  # for a WAV given: an onset must follow this much silence
 
 
@@ -48,7 +48,7 @@ def find_onsets(pcm: np.ndarray, min_silence_s: float = MIN_SILENCE_S) -> list[f
     levels = _levels_db(pcm)
     if not len(levels):
         return []
-    loud = levels > levels.max() + ONSET_DB
+    loud = (levels > levels.max() + ONSET_DB) & (levels > SILENCE_DBFS)
     onsets, quiet_run = [], int(min_silence_s * 100)  # the clip's start counts as silence
     for i, is_loud in enumerate(loud):
         if is_loud and quiet_run >= min_silence_s * 100:
@@ -57,18 +57,11 @@ def find_onsets(pcm: np.ndarray, min_silence_s: float = MIN_SILENCE_S) -> list[f
     return onsets
 
 
-def _read_wav(path: Path) -> np.ndarray:
-    with wave.open(str(path)) as w:
-        if w.getsampwidth() != 2:
-            raise ValueError(f"{path}: only 16-bit PCM WAV is supported")
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-        if w.getnchannels() > 1:
-            pcm = pcm.reshape(-1, w.getnchannels())[:, 0]
-        rate = w.getframerate()
-    if rate != RATE:
-        t = np.arange(int(len(pcm) * RATE / rate)) * rate / RATE
-        pcm = np.interp(t, np.arange(len(pcm)), pcm.astype(np.float64)).astype(np.int16)
-    return pcm
+def _read_audio(path: Path) -> np.ndarray:
+    """Any audio FFmpeg reads, as 16 kHz mono int16 (raises AvatarRtError with a clear message)."""
+    from avatar_rt.offline import decode_audio
+
+    return decode_audio(path).pcm16k
 
 
 def espeak_words(seconds: float, voice: str = "en-us") -> Stimulus:
@@ -80,7 +73,7 @@ def espeak_words(seconds: float, voice: str = "en-us") -> Stimulus:
         for word in WORDS:
             path = Path(d) / f"{word}.wav"
             subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), word], check=True, capture_output=True)
-            pcm = _read_wav(path)
+            pcm = _read_audio(path)
             start = find_onsets(pcm, min_silence_s=0.0)[0]
             words.append(pcm[int(start * RATE):])  # the word starts exactly at its onset
     gap = np.zeros(int(GAP_S * RATE), dtype=np.int16)
@@ -97,7 +90,7 @@ def espeak_words(seconds: float, voice: str = "en-us") -> Stimulus:
 
 
 def from_wav(path: Path) -> Stimulus:
-    pcm = _read_wav(path)
+    pcm = _read_audio(path)
     onsets = find_onsets(pcm)
     if not onsets:
         raise ValueError(f"{path}: no speech onset after {MIN_SILENCE_S} s of silence found")
