@@ -22,6 +22,7 @@ from avatar_rt.motion.factory import make_motion_model
 from avatar_rt.agent.routes import add_agent_routes
 from avatar_rt.server.avatar_routes import add_avatar_routes
 from avatar_rt.server.avatars import AvatarStore
+from avatar_rt.server.process_stats import process_stats
 from avatar_rt.server.session import Session
 
 log = logging.getLogger(__name__)
@@ -237,6 +238,7 @@ class AvatarServer:
             "load1": load1,
             "fps_target": self.config.fps,
             "sessions": {sid: {"state": s.state, **s.snapshot()} for sid, s in self.sessions.items()},
+            "process": process_stats(),
         })
 
     async def index(self, request: web.Request) -> web.StreamResponse:
