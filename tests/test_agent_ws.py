@@ -38,6 +38,15 @@ async def _events_until(ws, predicate, timeout: float = 20.0) -> list[dict]:
     raise AssertionError(f"timed out; got {got}")
 
 
+async def _offer(pc, http, base_url: str, sid: str) -> None:
+    """The viewer's offer/answer exchange on /offer."""
+    await pc.setLocalDescription(await pc.createOffer())
+    async with http.post(f"{base_url}/v1/sessions/{sid}/offer",
+                         json={"sdp": pc.localDescription.sdp, "type": "offer"}) as resp:
+        answer = await resp.json()
+    await pc.setRemoteDescription(RTCSessionDescription(**answer))
+
+
 async def _new_session(http, base_url: str) -> str:
     async with http.post(f"{base_url}/v1/sessions", json={}) as resp:
         assert resp.status == 201
@@ -172,11 +181,7 @@ def test_a_viewer_hears_the_agents_voice(server, tts_22k):
         pc.on("track", lambda t: tasks.append(asyncio.ensure_future(read(t))))
         async with aiohttp.ClientSession() as http:
             sid = await _new_session(http, server.base_url)
-            await pc.setLocalDescription(await pc.createOffer())
-            async with http.post(f"{server.base_url}/v1/sessions/{sid}/offer",
-                                 json={"sdp": pc.localDescription.sdp, "type": "offer"}) as resp:
-                answer = await resp.json()
-            await pc.setRemoteDescription(RTCSessionDescription(**answer))
+            await _offer(pc, http, server.base_url, sid)
             for _ in range(100):
                 if pc.connectionState == "connected":
                     break
@@ -343,11 +348,7 @@ def test_the_control_datachannel_speaks_the_same_protocol(server):
         pc.on("track", lambda t: None)
         async with aiohttp.ClientSession() as http:
             sid = await _new_session(http, server.base_url)
-            await pc.setLocalDescription(await pc.createOffer())
-            async with http.post(f"{server.base_url}/v1/sessions/{sid}/offer",
-                                 json={"sdp": pc.localDescription.sdp, "type": "offer"}) as resp:
-                answer = await resp.json()
-            await pc.setRemoteDescription(RTCSessionDescription(**answer))
+            await _offer(pc, http, server.base_url, sid)
             await asyncio.wait_for(opened.wait(), 20)
             channel.send(json.dumps({"type": "segment.start", "id": "dc", "sample_rate": 16000}))
             for i in range(4):
