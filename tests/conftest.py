@@ -59,8 +59,12 @@ def start_server(log_name: str, *extra: str, db: Path | None = None, port: int |
             Path(f"{db}{suffix}").unlink(missing_ok=True)
     log_path = ARTIFACTS / log_name
     log = open(log_path, "w")
+    # The suite is one client making hundreds of sessions and edits in minutes: per-client rate limits are off
+    # unless a test sets them (test_limits.py does).
+    unlimited = [flag for flag in ("--rate-sessions", "--rate-edits", "--rate-uploads") if flag not in extra]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "avatar_rt", "serve", "--port", str(port), "--db", str(db), *extra],
+        [sys.executable, "-m", "avatar_rt", "serve", "--port", str(port), "--db", str(db),
+         *(x for flag in unlimited for x in (flag, "0,1")), *extra],
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"

@@ -65,8 +65,13 @@
     }
   }
 
+  // A server listening beyond loopback wants a bearer token: the page's URL carries it (?token=…, as the
+  // server prints it at start) and every API call sends it on.
+  const TOKEN = new URLSearchParams(location.search).get("token");
+  const authHeaders = () => (TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {});
+
   async function api(method, path, body) {
-    const init = { method, headers: {} };
+    const init = { method, headers: authHeaders() };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -380,7 +385,7 @@
   // Closing the tab should free the server's session slot now, not at a timeout.
   window.addEventListener("pagehide", () => {
     if (client.sessionId) {
-      fetch(`/v1/sessions/${encodeURIComponent(client.sessionId)}`, { method: "DELETE", keepalive: true });
+      fetch(`/v1/sessions/${encodeURIComponent(client.sessionId)}`, { method: "DELETE", keepalive: true, headers: authHeaders() });
     }
   });
 
