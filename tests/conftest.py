@@ -76,6 +76,10 @@ def start_server(log_name: str, *extra: str, db: Path | None = None, port: int |
             with urllib.request.urlopen(url + "/v1/health", timeout=1) as resp:
                 if resp.status == 200:
                     return RunningServer(url, proc, log_path)
+        except urllib.error.HTTPError as err:
+            if err.code == 401:  # up, and wants a token (test_auth.py)
+                return RunningServer(url, proc, log_path)
+            time.sleep(0.2)
         except OSError:
             time.sleep(0.2)
     proc.kill()
