@@ -116,6 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
     limits, auth, generated = server_flags.from_args(args)
     config = ServerConfig(avatar=args.avatar, fps=args.fps, size=args.size, max_sessions=args.max_sessions,
                           db=args.db, motion=args.motion, behaviour=args.behaviour, limits=limits, auth=auth)
+    app = create_app(config)  # opens (and checks) the database first: a damaged one is reported, not served
     page = f"http://{args.host}:{args.port}/"
     if generated:
         print(f"avatar-rt: listening beyond loopback, so every API call needs a token; this run's token is "
@@ -123,7 +124,7 @@ def _serve(args: argparse.Namespace) -> int:
     if auth.required:
         page += f"?token={auth.token}"
     print(f"avatar-rt: serving on {page} (open it in a browser)", flush=True)
-    web.run_app(create_app(config), host=args.host, port=args.port, print=None)
+    web.run_app(app, host=args.host, port=args.port, print=None)
     return 0
 
 

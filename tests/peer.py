@@ -122,3 +122,28 @@ class Viewer:
             task.cancel()
         if self._http is not None:
             await self._http.close()
+
+
+async def _watch(base_url: str) -> None:
+    """`python tests/peer.py URL`: one viewer in its own process (so the caller's CPU use cannot slow its
+    decoding); prints `session <id>`, then `second <unix time> <frames> <state>` each second, until stdin closes."""
+    import sys
+
+    viewer = Viewer(base_url)
+    await viewer.connect()
+    print(f"session {viewer.session_id}", flush=True)
+    loop = asyncio.get_running_loop()
+    stdin_closed = loop.run_in_executor(None, sys.stdin.read)
+    start, second = time.monotonic(), 0
+    while not stdin_closed.done():
+        await asyncio.sleep(start + second + 1 - time.monotonic())
+        n = sum(1 for t in viewer.frames if start + second <= t < start + second + 1)
+        print(f"second {time.time():.3f} {n} {viewer.pc.connectionState}", flush=True)
+        second += 1
+    await viewer.close()
+
+
+if __name__ == "__main__":
+    import sys
+
+    asyncio.run(_watch(sys.argv[1]))

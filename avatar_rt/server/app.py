@@ -19,6 +19,7 @@ from avatar_rt.edits.schema import MAX_EDIT_BYTES
 from avatar_rt.edits.store import EditStore
 from avatar_rt.errors import AvatarRtError, NotFoundError
 from avatar_rt.motion.factory import make_motion_model
+from avatar_rt.server import memory, quiet_logs
 from avatar_rt.server.auth import Auth, auth_middleware
 from avatar_rt.server.avatars import AvatarStore
 from avatar_rt.server.limits import Limits, SessionSlots, client_key, rate_limit_middleware, shorten_ice_consent
@@ -111,12 +112,15 @@ class AvatarServer:
         self.started = time.time()
 
     async def startup(self, app: web.Application) -> None:
+        quiet_logs.install(asyncio.get_running_loop())
         avatar = await self.avatars.add(Path(self.config.avatar).read_bytes(), pinned=True)
         self.default_avatar_id = avatar.avatar_id
         log.info("default avatar %s ready (%s)", avatar.avatar_id, self.config.avatar)
         asyncio.get_running_loop().run_in_executor(None, _warm_text_model)
 
     async def shutdown(self, app: web.Application) -> None:
+        """SIGTERM or Ctrl-C: every peer is told (DTLS close), then the database is closed."""
+        log.info("shutting down: closing %d session(s)", len(self.sessions))
         await asyncio.gather(*(s.close() for s in list(self.sessions.values())), return_exceptions=True)
         self.store.close()
 
@@ -153,7 +157,8 @@ class AvatarServer:
                                                          seed=secrets.randbits(31)))
         await session.prepare()
         self.sessions[session.session_id] = session
-        session.on_closed.append(lambda s: (self.sessions.pop(s.session_id, None), self.slots.closed(s)))
+        session.on_closed.append(lambda s: (self.sessions.pop(s.session_id, None), self.slots.closed(s),
+                                            memory.trim_soon()))
         self.slots.admit(session, client_key(request))
         return web.json_response({**session.describe(), **self.config.auth.grant(session.session_id)}, status=201)
 
@@ -237,6 +242,7 @@ class AvatarServer:
 def create_app(config: ServerConfig) -> web.Application:
     server = AvatarServer(config)
     shorten_ice_consent(config.limits.consent_timeout_s)
+    memory.limit_arenas()
     app = web.Application(client_max_size=config.limits.max_upload_bytes, middlewares=[
         auth_middleware(config.auth), rate_limit_middleware(config.limits), error_middleware])
     app["server"] = server
