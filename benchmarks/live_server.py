@@ -19,13 +19,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(work_dir: str | Path, *extra: str) -> tuple[subprocess.Popen, str]:
+def start_server(work_dir: str | Path, *extra: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
     """Serve with a fresh database in `work_dir` (its log beside it); returns the process and its URL."""
     port = free_port()
     log = open(Path(work_dir) / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "avatar_rt", "serve", "--port", str(port),
                              "--db", str(Path(work_dir) / "bench.sqlite3"), "--rate-sessions", "0,1", *extra],
-                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while time.time() < deadline:

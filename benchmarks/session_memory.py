@@ -71,47 +71,62 @@ async def cycles(url: str, pid: int, n: int, watch_s: float) -> dict:
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cycles", type=int, default=200)
-    parser.add_argument("--watch", type=float, default=0.6, help="seconds of video per cycle (default 0.6)")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("server_args", nargs="*", help="extra `avatar-rt serve` flags (after --)")
-    args = parser.parse_args()
-    info = machine()
-    print(f"machine: {info}")
+def run_variant(cycles_n: int, watch_s: float, server_args: list[str], env: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="avatar-rt-mem-") as tmp:
-        proc, url = start_server(tmp, *args.server_args)
+        proc, url = start_server(tmp, *server_args, env=env)
         try:
             idle_start = asyncio.run(settle(proc.pid, 5.0))
-            print(f"idle after start: {idle_start}")
+            print(f"  idle after start: {idle_start}", flush=True)
             t0 = time.monotonic()
-            result = asyncio.run(cycles(url, proc.pid, args.cycles, args.watch))
+            result = asyncio.run(cycles(url, proc.pid, cycles_n, watch_s))
             elapsed = time.monotonic() - t0
             idle_end = asyncio.run(settle(proc.pid, 5.0))
         finally:
             proc.terminate()
             proc.wait(30)
     a10, aall = result["after_10"], result["after_all"]
-    summary = {
-        "machine": info, "cycles": args.cycles, "seconds": round(elapsed, 1), "idle_after_start": idle_start,
-        "after_10": a10, f"after_{args.cycles}": aall, "idle_at_end": idle_end,
-        "rss_growth_mb_10_to_end": round(aall["rss_mb"] - a10["rss_mb"], 1),
+    return {
+        "cycles": cycles_n, "seconds": round(elapsed, 1), "idle_after_start": idle_start, "after_10": a10,
+        "after_all": aall, "idle_at_end": idle_end, "rss_growth_mb_10_to_end": round(aall["rss_mb"] - a10["rss_mb"], 1),
         "reclaim_s_polite_max": round(max(result["reclaim_s_polite"]), 2),
         "reclaim_s_vanished_max": round(max(result["reclaim_s_vanished"] or [0.0]), 2),
         "frames_per_cycle_min": min(result["frames"]),
     }
-    print(f"after 10 cycles: {a10}")
-    print(f"after {args.cycles} cycles: {aall} ({elapsed:.0f} s)")
-    print(f"idle at the end: {idle_end}")
-    print(f"RSS growth from cycle 10 to {args.cycles}: {summary['rss_growth_mb_10_to_end']:+.1f} MB (target ≤ +20); "
-          f"threads {a10['threads']} → {aall['threads']}, fds {a10['fds']} → {aall['fds']} "
-          f"(idle start: {idle_start['threads']} threads, {idle_start['fds']} fds)")
-    print(f"sessions reclaimed after their client left: polite ≤ {summary['reclaim_s_polite_max']} s, "
-          f"without DELETE ≤ {summary['reclaim_s_vanished_max']} s; fewest frames in a cycle: "
-          f"{summary['frames_per_cycle_min']}")
+
+
+def report(name: str, r: dict) -> None:
+    a10, aall, idle = r["after_10"], r["after_all"], r["idle_after_start"]
+    print(f"{name}: idle after start {idle}; after 10 cycles {a10}; after {r['cycles']} {aall} ({r['seconds']:.0f} s); "
+          f"idle at the end {r['idle_at_end']}")
+    print(f"{name}: RSS growth from cycle 10 to {r['cycles']}: {r['rss_growth_mb_10_to_end']:+.1f} MB (target ≤ +20); "
+          f"threads {a10['threads']} → {aall['threads']}, fds {a10['fds']} → {aall['fds']} (idle start: "
+          f"{idle['threads']} threads, {idle['fds']} fds); sessions reclaimed after their client left: polite ≤ "
+          f"{r['reclaim_s_polite_max']} s, without DELETE ≤ {r['reclaim_s_vanished_max']} s; fewest frames in a "
+          f"cycle: {r['frames_per_cycle_min']}", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cycles", type=int, default=200)
+    parser.add_argument("--watch", type=float, default=0.6, help="seconds of video per cycle (default 0.6)")
+    parser.add_argument("--compare", action="store_true",
+                        help="first run the server without releasing memory (AVATAR_RT_MEMORY_RELEASE=0: no arena "
+                             "cap, no malloc_trim), then as shipped")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("server_args", nargs="*", help="extra `avatar-rt serve` flags (after --)")
+    args = parser.parse_args()
+    info = machine()
+    print(f"machine: {info}")
+    variants = ([("before (no memory release)", {"AVATAR_RT_MEMORY_RELEASE": "0"})] if args.compare else []) + \
+        [("as shipped", {})]
+    results = {}
+    for name, env in variants:
+        print(f"{name}: {args.cycles} cycles", flush=True)
+        results[name] = run_variant(args.cycles, args.watch, args.server_args, env)
+    for name, r in results.items():
+        report(name, r)
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=2))
+        args.json.write_text(json.dumps({"machine": info, **results}, indent=2))
     return 0
 
 

@@ -89,6 +89,7 @@ class _Entry:
     session: SessionLike
     client: str
     created: float = field(default_factory=time.monotonic)
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)  # cancelled on close: they hold the session
 
 
 def client_key(request: web.Request) -> str:
@@ -117,13 +118,15 @@ class SessionSlots:
 
     def admit(self, session: SessionLike, client: str) -> None:
         """Track a new (pending) session; reclaim the client's oldest pending ones past its allowance."""
-        self._entries[session.session_id] = _Entry(session, client)
-        for entry in self.pending(client)[:-self.limits.pending_per_client or None]:
-            self._reclaim(entry.session, "the client made newer sessions without offering this one")
-        for entry in self.pending()[:-self.limits.pending_total or None]:
-            self._reclaim(entry.session, "too many sessions waiting for an offer")
-        asyncio.get_running_loop().call_later(self.limits.pending_ttl_s, self._expire, session, ("new",),
-                                              "no offer came")
+        entry = _Entry(session, client)
+        self._entries[session.session_id] = entry
+        for old in self.pending(client)[:-self.limits.pending_per_client or None]:
+            self._reclaim(old.session, "the client made newer sessions without offering this one")
+        for old in self.pending()[:-self.limits.pending_total or None]:
+            self._reclaim(old.session, "too many sessions waiting for an offer")
+        if session.session_id in self._entries:  # (an allowance of 0 reclaims it at once)
+            entry.timers.append(asyncio.get_running_loop().call_later(
+                self.limits.pending_ttl_s, self._expire, session, ("new",), "no offer came"))
 
     def offered(self, session: SessionLike) -> None:
         """Call before applying an offer: refuses if every slot is taken, then watches the connection."""
@@ -132,11 +135,16 @@ class SessionSlots:
         if others >= self.limits.max_sessions:
             raise LimitError(f"the server is at its limit of {self.limits.max_sessions} sessions; try again later")
         # "new" too: an offer that failed to apply puts the session back to new after its pending timer ran.
-        asyncio.get_running_loop().call_later(self.limits.connect_timeout_s, self._expire, session,
-                                              ("new", "connecting"), "the connection did not complete")
+        entry = self._entries.get(session.session_id)
+        if entry is not None:
+            entry.timers.append(asyncio.get_running_loop().call_later(
+                self.limits.connect_timeout_s, self._expire, session, ("new", "connecting"),
+                "the connection did not complete"))
 
     def closed(self, session: SessionLike) -> None:
-        self._entries.pop(session.session_id, None)
+        entry = self._entries.pop(session.session_id, None)
+        for timer in entry.timers if entry is not None else ():
+            timer.cancel()
 
     def _expire(self, session: SessionLike, states: tuple[str, ...], why: str) -> None:
         if session.state in states and session.session_id in self._entries:
@@ -144,7 +152,7 @@ class SessionSlots:
 
     def _reclaim(self, session: SessionLike, why: str) -> None:
         log.info("session %s reclaimed: %s", session.session_id[:8], why)
-        self._entries.pop(session.session_id, None)
+        self.closed(session)  # forgotten now (its close below runs on the next turn of the loop)
         asyncio.ensure_future(session.close())
 
 

@@ -15,7 +15,6 @@ import functools
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -25,7 +24,7 @@ from avatar_rt.audio.jitter import AudioJitterBuffer
 from avatar_rt.edits.engine import EditEngine
 from avatar_rt.edits.store import EditStore
 from avatar_rt.errors import AvatarRtError
-from avatar_rt.server import edit_api
+from avatar_rt.server import edit_api, memory
 from avatar_rt.pipeline import FramePipeline, OutputFrame
 from avatar_rt.server.avatars import Avatar, AvatarStore
 from avatar_rt.server.control import ControlChannel
@@ -60,7 +59,7 @@ class Session:
         self.video = PipelineVideoTrack(fps, on_sent=self.metrics.frame_sent)
         self.audio = PipelineAudioTrack()
         self.control: ControlChannel | None = None
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"render-{self.session_id[:6]}")
+        self._worker = memory.render_pool()  # shared by all sessions; this one's steps run one at a time
         self._tasks: set[asyncio.Task] = set()
         self._closed = asyncio.Event()
         self.on_closed: list = []
@@ -236,6 +235,5 @@ class Session:
                 task.cancel()
         with contextlib.suppress(Exception):
             await self.pc.close()
-        self._worker.shutdown(wait=False, cancel_futures=True)
         for callback in self.on_closed:
             callback(self)
