@@ -387,8 +387,8 @@ def control_messages(draw):
     return json.dumps(msg)
 
 
-@fuzz(1050)
-@given(messages=st.lists(control_messages(), min_size=4, max_size=4))
+@fuzz(700)
+@given(messages=st.lists(control_messages(), min_size=6, max_size=6))
 def test_control_messages(live, messages):
     for message in messages:
         live.send(message)
@@ -440,8 +440,8 @@ PCM_FRAMES = st.tuples(st.sampled_from(FORMATS), st.sampled_from(["mono", "stere
                        st.sampled_from(["noise", "silence", "full", "nan", "tone"]), st.integers(0, 2**31))
 
 
-@fuzz(1100)
-@given(frames=st.lists(PCM_FRAMES, min_size=2, max_size=2))
+@fuzz(740)
+@given(frames=st.lists(PCM_FRAMES, min_size=3, max_size=3))
 def test_pcm_frames_through_ingress_and_pipeline(pcm_pipeline, frames):
     for frame in frames:
         push_pcm_frame(*pcm_pipeline, *frame)
@@ -538,7 +538,8 @@ def test_totals_no_crash_and_the_live_session_kept_streaming(live, bystander, cl
     assert tracebacks == 0, log[log.index("Traceback") - 300:][:3000]
     assert fuzz_server.process.poll() is None, "the server died"
     assert all(s[3] == "connected" for s in seconds), "the bystander lost its connection"
-    # ≥ 24 fps meanwhile; on a machine too loaded to give 24 even before the fuzzing (shared 2-core dev boxes),
-    # the fuzzing may not cost the bystander more than a fifth of what it had.
-    assert per_second.mean() >= min(24.0, 0.8 * baseline.mean()), "the fuzzing starved another session"
+    # ≥ 24 fps meanwhile; on a machine too loaded to give 24 even before the fuzzing (a shared 2-core dev box
+    # ran 5 fps before it), the fuzzing may not cost the bystander more than a quarter of what it had: the fuzz
+    # driver itself runs on the same cores, so part of any drop is the harness, not the server.
+    assert per_second.mean() >= min(24.0, 0.75 * baseline.mean()), "the fuzzing starved another session"
     assert live.viewer.pc.connectionState == "connected"

@@ -117,6 +117,7 @@ class AvatarServer:
         self.default_avatar_id = avatar.avatar_id
         log.info("default avatar %s ready (%s)", avatar.avatar_id, self.config.avatar)
         asyncio.get_running_loop().run_in_executor(None, _warm_text_model)
+        memory.trim_soon(5.0)  # the avatar analysis's scratch memory, back to the system
 
     async def shutdown(self, app: web.Application) -> None:
         """SIGTERM or Ctrl-C: every peer is told (DTLS close), then the database is closed."""
