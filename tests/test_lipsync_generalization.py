@@ -123,6 +123,38 @@ def test_no_evaluation_voice_is_a_training_voice():
         synth.check_voice("slt")
 
 
+@needs_espeak
+def test_joined_word_recordings_keep_every_phone_at_its_time():
+    from export.lipsync import realspeech
+
+    es = synth.Espeak.get()
+    words = [es.synth(w, "en-us", 160, 50, 50) for w in ("map", "bee", "moon", "pie")]
+    joined = realspeech.join(words, min_s=1.0)
+    assert 1 <= len(joined) < len(words)
+    assert sum(len(u.audio) for u in joined) == sum(len(w.audio) for w in words)  # no audio lost or added
+    first = joined[0]
+    n = len(words) if len(joined) == 1 else next(k for k in range(1, len(words) + 1)
+                                                  if sum(w.duration for w in words[:k]) >= 1.0)
+    assert first.starts[0] == 0 and np.allclose(first.starts[1:], first.ends[:-1])  # still tiles the audio
+    assert abs(first.ends[-1] - first.duration) < 1e-4
+    speech = [p for w in words[:n] for p in w.phonemes if p != "sil"]
+    assert [p for p in first.phonemes if p != "sil"] == speech
+    assert all(not (a == b == "sil") for a, b in zip(first.phonemes, first.phonemes[1:]))  # pauses merged
+    # the second word's first consonant sits where it was, shifted by the first word's length
+    b_here = first.starts[first.phonemes.index("B")]
+    assert abs(b_here - (words[0].duration + words[1].starts[words[1].phonemes.index("B")])) < 1e-9
+
+
+def test_real_speech_held_out_is_two_speakers_one_female_never_trained():
+    from export.lipsync import realspeech
+
+    held = [c for c in realspeech.corpora() if c.name not in voicesets.REAL_TRAIN_CORPORA]
+    speakers = {c.speaker: c.gender for c in held}
+    assert len(speakers) >= 2 and "female" in speakers.values()
+    trained_speakers = {c.speaker for c in realspeech.corpora() if c.name in voicesets.REAL_TRAIN_CORPORA}
+    assert not trained_speakers & set(speakers), "a held-out speaker's other corpus would leak them into training"
+
+
 # --------------------------------------------------------------------------- the per-voice benchmark
 
 

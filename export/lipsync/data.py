@@ -42,7 +42,7 @@ GENERATED_SHARE = 0.0
 # Real human speech (export.lipsync.realspeech, forced-aligned): a share of train/val utterances are the training
 # prompts of the trained real speakers, most of them re-spoken by another voice (export.lipsync.speaker, WORLD).
 # The real speakers held out for evaluation, and each trained speaker's held-out prompts, never come here.
-REAL_SHARE = 0.15
+REAL_SHARE = 0.25  # 0.15 until 2026-11-29 (session 7): real speech is where the model fails most
 REAL_CHANGED = 0.7  # of those, the share whose speaker is changed (pitch, vocal tract length, rate)
 # Share of synthetic train/val utterances re-spoken by a WORLD speaker change: the synthesizers' voices are few,
 # and mostly male.

@@ -511,6 +511,41 @@ def split(utts: list[Utterance], heldout_frac: float, seed: int = 0) -> tuple[li
     return train, held
 
 
+def join(utts: list[Utterance], min_s: float) -> list[Utterance]:
+    """Consecutive utterances (one speaker's) joined into ones of at least `min_s` seconds (the last may be
+    shorter): audio end to end, segment times shifted, a silence ending one and starting the next merged."""
+    out: list[Utterance] = []
+    group: list[Utterance] = []
+    for u in utts:
+        group.append(u)
+        if sum(g.duration for g in group) >= min_s:
+            out.append(_joined(group))
+            group = []
+    if group:
+        out.append(_joined(group))
+    return out
+
+
+def _joined(group: list[Utterance]) -> Utterance:
+    if len(group) == 1:
+        return group[0]
+    phones: list[str] = []
+    starts: list[float] = []
+    ends: list[float] = []
+    offset = 0.0
+    for u in group:
+        for p, s, e in zip(u.phonemes, u.starts, u.ends):
+            if phones and p == ph.SIL and phones[-1] == ph.SIL and abs(ends[-1] - (s + offset)) < 1e-6:
+                ends[-1] = e + offset
+                continue
+            phones.append(p)
+            starts.append(s + offset)
+            ends.append(e + offset)
+        offset += u.duration
+    return Utterance(np.concatenate([u.audio for u in group]), phones, np.array(starts), np.array(ends),
+                     group[0].voice, " | ".join(u.text for u in group))
+
+
 # ---------------------------------------------------------------- summary / CLI
 
 BILABIALS = ("P", "B", "M")

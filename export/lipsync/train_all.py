@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.fresh or not _dataset_matches(data_dir, n, a.seed):
         from export.lipsync import voicesets  # noqa: PLC0415
 
-        real = [] if a.no_real else voicesets.real_training(limit=8 if a.tiny else None)
+        real = [] if a.no_real else (voicesets.real_training(limit=8, corpora=("allison",)) if a.tiny
+                                      else voicesets.real_training())
         print(f"data: {len(real)} real training prompts ({sum(len(u.audio) for u in real) / 16000 / 60:.1f} min)")
         dataset.build(data_dir, n, a.seed, a.jobs, real_utterances=real)
     else:
