@@ -103,8 +103,9 @@ def test_with_the_token_everything_works_and_session_tokens_are_scoped(guarded):
 
     fps, got, leaked, b_heard = asyncio.run(go())
     print(f"with the token: {fps[0]:.1f} and {fps[1]:.1f} fps; session-token scope: {got}")
-    # Frames flow on both (two sessions at once on a shared 2-core machine: the rate itself is not this test's).
-    assert min(fps) >= 10
+    # Frames flow on both (two sessions at once on a shared, loaded 2-core machine ran 1.3–22 fps: the rate itself
+    # is not this test's; tests/test_webrtc_loopback.py holds it).
+    assert min(fps) > 0
     assert got == {"own session": 200, "own edits": 200, "own edit": 200, "other session": 401, "other edit": 401,
                    "other delete": 401, "new session": 401, "metrics": 401, "server token, other session": 200}
     assert not leaked, leaked
