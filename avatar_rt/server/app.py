@@ -243,7 +243,6 @@ class AvatarServer:
 def create_app(config: ServerConfig) -> web.Application:
     server = AvatarServer(config)
     shorten_ice_consent(config.limits.consent_timeout_s)
-    memory.limit_arenas()
     app = web.Application(client_max_size=config.limits.max_upload_bytes, middlewares=[
         auth_middleware(config.auth), rate_limit_middleware(config.limits), error_middleware])
     app["server"] = server

@@ -3,7 +3,8 @@
 Each thread that allocates gets its own malloc arena (up to 8 × cores of them); a session's render thread,
 aiortc's codec threads and ONNX Runtime's pools spread the same few megabytes of frames over many arenas,
 and freed chunks stay mapped in them. Capping the arenas and trimming after a session closes keeps RSS
-near the level of the first sessions instead of creeping up with every one.
+near the level of the first sessions instead of creeping up with every one. (The arena cap is here for
+experiments; the server only trims: see limit_arenas.)
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ def _glibc():
 
 
 def limit_arenas(count: int = 2) -> bool:
-    """Cap malloc arenas for threads created from now on (MALLOC_ARENA_MAX set before start does the same)."""
+    """Cap malloc arenas for threads created from now on (MALLOC_ARENA_MAX set before start does the same).
+
+    Not called by the server: with 2 arenas the render, codec and event-loop threads contend for malloc's
+    locks, and a loopback call ran 8–12 fps against main's 13–21 fps side by side on the loaded dev box;
+    trimming after sessions close alone keeps RSS flat (benchmarks/session_memory.py)."""
     libc = _glibc()
     return bool(libc and libc.mallopt(M_ARENA_MAX, count))
 
