@@ -104,13 +104,18 @@ class SessionSlots:
         self.limits = limits
         self._entries: dict[str, _Entry] = {}
 
+    @staticmethod
+    def _busy(session: SessionLike) -> bool:
+        """Holds a slot: connecting or connected, or driven by a voice agent (its frames run without a viewer)."""
+        return session.state in ("connecting", "connected") or getattr(session, "agent", None) is not None
+
     def active(self) -> int:
-        return sum(1 for e in self._entries.values() if e.session.state in ("connecting", "connected"))
+        return sum(1 for e in self._entries.values() if self._busy(e.session))
 
     def pending(self, client: str | None = None) -> list[_Entry]:
         return sorted((e for e in self._entries.values()
-                       if e.session.state == "new" and (client is None or e.client == client)),
-                      key=lambda e: e.created)
+                       if not self._busy(e.session) and e.session.state == "new"
+                       and (client is None or e.client == client)), key=lambda e: e.created)
 
     def check_capacity(self) -> None:
         if self.active() >= self.limits.max_sessions:
@@ -130,8 +135,7 @@ class SessionSlots:
 
     def offered(self, session: SessionLike) -> None:
         """Call before applying an offer: refuses if every slot is taken, then watches the connection."""
-        others = sum(1 for e in self._entries.values() if e.session is not session
-                     and e.session.state in ("connecting", "connected"))
+        others = sum(1 for e in self._entries.values() if e.session is not session and self._busy(e.session))
         if others >= self.limits.max_sessions:
             raise LimitError(f"the server is at its limit of {self.limits.max_sessions} sessions; try again later")
         # "new" too: an offer that failed to apply puts the session back to new after its pending timer ran.
@@ -147,7 +151,9 @@ class SessionSlots:
             timer.cancel()
 
     def _expire(self, session: SessionLike, states: tuple[str, ...], why: str) -> None:
-        if session.state in states and session.session_id in self._entries:
+        # An agent-driven session is its socket's to end (avatar_rt.agent), not a squatter.
+        if session.state in states and session.session_id in self._entries and \
+                getattr(session, "agent", None) is None:
             self._reclaim(session, why)
 
     def _reclaim(self, session: SessionLike, why: str) -> None:

@@ -15,7 +15,6 @@ import ctypes.util
 import gc
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
@@ -55,16 +54,6 @@ def trim() -> None:
 
 
 _pending: asyncio.TimerHandle | None = None
-_render_pool: ThreadPoolExecutor | None = None
-
-
-def render_pool() -> ThreadPoolExecutor:
-    """One pool of render threads for every session (a session's steps still run one at a time: its frame loop
-    awaits each). Threads made and dropped per session each took a malloc arena and left it fragmented."""
-    global _render_pool
-    if _render_pool is None:
-        _render_pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="render")
-    return _render_pool
 
 
 def trim_soon(delay_s: float = 1.0) -> None:
