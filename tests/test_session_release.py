@@ -69,6 +69,6 @@ def test_closed_session_leaves_nothing_alive(tmp_path, polite):
     print(f"threads: {threads_before} after the first session, {len(names)} after the second closed: {names}")
     # Shared pools grow lazily to their bound; what must not remain is a thread of the closed session's own.
     assert not [n for n in names if sid[:6] in n], names
-    from avatar_rt.server.memory import render_pool
+    from avatar_rt.server.workers import render_pool
 
     assert sum(n.startswith("render") for n in names) <= render_pool()._max_workers
