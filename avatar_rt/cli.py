@@ -10,6 +10,7 @@ from pathlib import Path
 from avatar_rt.avatar.reference import DEFAULT_PORTRAIT
 from avatar_rt.bench.command import add_parser as add_bench_parser
 from avatar_rt.motion.factory import BEHAVIOUR_KINDS
+from avatar_rt.server import flags as server_flags
 
 
 def _positive_fps(text: str) -> float:
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--db", type=Path, default=None,
                        help="SQLite file for uploaded avatars, their edits, edit history and presets "
                             "(default: $XDG_DATA_HOME/avatar_rt/avatar_rt.sqlite3)")
+    server_flags.add_arguments(serve)
 
     render = sub.add_parser(
         "render", help="render an audio file spoken by a portrait to an MP4, or a contact sheet of its motions",
@@ -113,10 +115,18 @@ def _serve(args: argparse.Namespace) -> int:
     if not args.avatar.is_file():
         print(f"avatar-rt: no such portrait: {args.avatar}", file=sys.stderr)
         return 2
+    limits, auth, generated = server_flags.from_args(args)
     config = ServerConfig(avatar=args.avatar, fps=args.fps, size=args.size, max_sessions=args.max_sessions,
-                          db=args.db, motion=args.motion, behaviour=args.behaviour)
-    print(f"avatar-rt: serving on http://{args.host}:{args.port}/ (open it in a browser)", flush=True)
-    web.run_app(create_app(config), host=args.host, port=args.port, print=None)
+                          db=args.db, motion=args.motion, behaviour=args.behaviour, limits=limits, auth=auth)
+    app = create_app(config)  # opens (and checks) the database first: a damaged one is reported, not served
+    page = f"http://{args.host}:{args.port}/"
+    if generated:
+        print(f"avatar-rt: listening beyond loopback, so every API call needs a token; this run's token is "
+              f"{auth.token} (choose one with --token or ${server_flags.TOKEN_ENV})", flush=True)
+    if auth.required:
+        page += f"?token={auth.token}"
+    print(f"avatar-rt: serving on {page} (open it in a browser)", flush=True)
+    web.run_app(app, host=args.host, port=args.port, print=None)
     return 0
 
 

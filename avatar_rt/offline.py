@@ -38,32 +38,52 @@ def decode_audio(path: str | Path) -> DecodedAudio:
         raise AvatarRtError(f"cannot decode audio file {path}: {exc}", code="bad_audio") from exc
     except OSError as exc:
         raise AvatarRtError(f"cannot open audio file {path}: {exc.strerror or exc}", code="bad_audio") from exc
+    except (ValueError, TypeError, RuntimeError) as exc:  # PyAV's own checks on odd streams (no layout, no rate)
+        raise AvatarRtError(f"cannot decode audio file {path}: {exc}", code="bad_audio") from exc
 
 
 def _decode_audio(path: str | Path) -> DecodedAudio:
+    """Any rate, channel count and sample format → float32 mono at the file's rate, and int16 mono at 16 kHz.
+
+    The 16 kHz copy is resampled from fresh frames built from the mono copy, never from the decoder's
+    frames: PyAV's resampler passes a frame that already has its target format through untouched and
+    leaves it unusable for a second resampler (a 16 kHz mono s16 WAV failed with "Invalid argument").
+    """
     with av.open(str(path)) as container:
         if not container.streams.audio:
             raise AvatarRtError(f"{path} has no audio stream", code="bad_audio")
         stream = container.streams.audio[0]
-        to16k = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
         out_rate = stream.codec_context.sample_rate or 48_000
-        to_mux = av.AudioResampler(format="fltp", layout="mono", rate=out_rate)
-        pcm16, keep = [], []
+        to_mono = av.AudioResampler(format="flt", layout="mono", rate=out_rate)
+        to16k = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        pcm16: list[np.ndarray] = []
+        keep: list[np.ndarray] = []
+
+        def to_16k(mono: np.ndarray | None) -> None:
+            if mono is None:
+                frames = to16k.resample(None)
+            else:
+                frame = av.AudioFrame.from_ndarray(mono.reshape(1, -1), format="flt", layout="mono")
+                frame.sample_rate = out_rate
+                frames = to16k.resample(frame)
+            pcm16.extend(f.to_ndarray().reshape(-1).copy() for f in frames)
+
+        def take(frames) -> None:
+            for f in frames:
+                mono = f.to_ndarray().reshape(-1).astype(np.float32, copy=True)
+                # A float WAV can hold NaN, inf or values past full scale; they would poison the model and AAC.
+                mono = np.clip(np.nan_to_num(mono, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+                keep.append(mono)
+                to_16k(mono)
+
         for frame in container.decode(stream):
             frame.pts = None
-            # to_mux first: when the input already is s16 mono 16 kHz, to16k passes the frame through and it
-            # cannot be resampled again ("Invalid argument" on every 16 kHz mono WAV).
-            for f in to_mux.resample(frame):
-                keep.append(f.to_ndarray().reshape(-1))
-            for f in to16k.resample(frame):
-                pcm16.append(f.to_ndarray().reshape(-1))
-        for f in to16k.resample(None):
-            pcm16.append(f.to_ndarray().reshape(-1))
-        for f in to_mux.resample(None):
-            keep.append(f.to_ndarray().reshape(-1))
-    if not pcm16:
+            take(to_mono.resample(frame))
+        take(to_mono.resample(None))
+        to_16k(None)
+    if not pcm16 or not sum(len(p) for p in pcm16):
         raise AvatarRtError(f"{path} contains no audio samples", code="bad_audio")
-    return DecodedAudio(np.concatenate(pcm16).astype(np.int16), np.concatenate(keep).astype(np.float32), out_rate)
+    return DecodedAudio(np.concatenate(pcm16).astype(np.int16), np.concatenate(keep), out_rate)
 
 
 def render_to_mp4(portrait: Portrait, audio: DecodedAudio, out_path: str | Path, *, fps: float = 25.0,

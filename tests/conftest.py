@@ -60,8 +60,12 @@ def start_server(log_name: str, *extra: str, db: Path | None = None, port: int |
             Path(f"{db}{suffix}").unlink(missing_ok=True)
     log_path = ARTIFACTS / log_name
     log = open(log_path, "w")
+    # The suite is one client making hundreds of sessions and edits in minutes: per-client rate limits are off
+    # unless a test sets them (test_limits.py does).
+    unlimited = [flag for flag in ("--rate-sessions", "--rate-edits", "--rate-uploads") if flag not in extra]
     proc = subprocess.Popen(
-        [python or sys.executable, "-m", "avatar_rt", "serve", "--port", str(port), "--db", str(db), *extra],
+        [python or sys.executable, "-m", "avatar_rt", "serve", "--port", str(port), "--db", str(db),
+         *(x for flag in unlimited for x in (flag, "0,1")), *extra],
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
@@ -73,6 +77,10 @@ def start_server(log_name: str, *extra: str, db: Path | None = None, port: int |
             with urllib.request.urlopen(url + "/v1/health", timeout=1) as resp:
                 if resp.status == 200:
                     return RunningServer(url, proc, log_path)
+        except urllib.error.HTTPError as err:
+            if err.code == 401:  # up, and wants a token (test_auth.py)
+                return RunningServer(url, proc, log_path)
+            time.sleep(0.2)
         except OSError:
             time.sleep(0.2)
     proc.kill()

@@ -68,9 +68,14 @@
     }
   }
 
+  // A server listening beyond loopback wants a bearer token: the page's URL carries it (?token=…, as the
+  // server prints it at start) and every API call sends it on.
+  const TOKEN = new URLSearchParams(location.search).get("token");
+  const authHeaders = () => (TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {});
+
   // `body`: an object, sent as JSON, or a Blob (a photo), sent as it is with its own type.
   async function api(method, path, body) {
-    const init = { method, headers: {} };
+    const init = { method, headers: authHeaders() };
     if (body instanceof Blob) {
       init.headers["Content-Type"] = body.type || "application/octet-stream";
       init.body = body;
@@ -394,7 +399,7 @@
   // Closing the tab should free the server's session slot now, not at a timeout.
   window.addEventListener("pagehide", () => {
     if (client.sessionId) {
-      fetch(`/v1/sessions/${encodeURIComponent(client.sessionId)}`, { method: "DELETE", keepalive: true });
+      fetch(`/v1/sessions/${encodeURIComponent(client.sessionId)}`, { method: "DELETE", keepalive: true, headers: authHeaders() });
     }
   });
 

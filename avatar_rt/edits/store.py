@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from avatar_rt.edits.schema import EditState
+from avatar_rt.errors import AvatarRtError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS avatars (
@@ -49,6 +50,13 @@ CREATE TABLE IF NOT EXISTS presets (
 MAX_HISTORY = 200  # per avatar; older entries are dropped (undo reaches this far back)
 
 
+class DamagedStoreError(AvatarRtError):
+    """The database file is not one SQLite can use: said once, at start, with what to do."""
+
+    code = "damaged_database"
+    status = 500
+
+
 class EditStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -57,12 +65,22 @@ class EditStore:
         # One connection, used under a lock: the event loop and worker threads may both call in.
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # An fsync per commit: an acknowledged edit survives kill -9 and power loss
-            # alike. Edits are rare, so the cost does not matter.
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
+        try:
+            with self._lock:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                # An fsync per commit: an acknowledged edit survives kill -9 and power loss
+                # alike. Edits are rare, so the cost does not matter.
+                self._db.execute("PRAGMA synchronous=FULL")
+                # A damaged file is found now, with a message, not later as a traceback in the middle of a call.
+                problems = [row[0] for row in self._db.execute("PRAGMA quick_check(5)")]
+                if problems != ["ok"]:
+                    raise sqlite3.DatabaseError("; ".join(str(p) for p in problems))
+                self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise DamagedStoreError(
+                f"the database {path} is damaged or not a database ({exc}); move it aside (or restore a backup) "
+                "and start again, or choose another file with --db") from exc
 
     def close(self) -> None:
         with self._lock:

@@ -8,7 +8,7 @@ import logging
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from aiohttp import web
@@ -17,21 +17,23 @@ from aiortc import RTCSessionDescription
 from avatar_rt import __version__
 from avatar_rt.edits.schema import MAX_EDIT_BYTES
 from avatar_rt.edits.store import EditStore
-from avatar_rt.errors import AvatarRtError, ImageError, LimitError, NotFoundError
+from avatar_rt.errors import AvatarRtError, NotFoundError
 from avatar_rt.motion.factory import make_motion_model
 from avatar_rt.agent.routes import add_agent_routes
+from avatar_rt.server import memory, quiet_logs
+from avatar_rt.server.auth import Auth, auth_middleware
 from avatar_rt.server.avatar_routes import add_avatar_routes
 from avatar_rt.server.avatars import AvatarStore
+from avatar_rt.server.limits import Limits, SessionSlots, client_key, rate_limit_middleware, shorten_ice_consent
 from avatar_rt.server.process_stats import process_stats
 from avatar_rt.server.session import Session
+from avatar_rt.server.uploads import read_image_upload
 
 log = logging.getLogger(__name__)
 
 WEB_CLIENT = Path(__file__).resolve().parents[2] / "web_client"
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-MAX_JSON_BYTES = 256 * 1024
-# A session that never receives an offer is reclaimed after this long.
-UNUSED_SESSION_TTL_S = 60.0
+MAX_UPLOAD_BYTES = Limits.max_upload_bytes
+MAX_JSON_BYTES = Limits.max_json_bytes
 
 
 def default_db_path() -> Path:
@@ -48,6 +50,8 @@ class ServerConfig:
     db: Path | None = None  # SQLite file for avatars, edits, history and presets; None: default_db_path()
     motion: str = "auto"  # which motion model drives the mouth (avatar_rt.motion.factory)
     behaviour: str = "auto"  # what drives head, brows and blinks (avatar_rt.motion.factory)
+    limits: Limits = field(default_factory=Limits)  # rates, pending sessions, timeouts (limits.py)
+    auth: Auth = field(default_factory=lambda: Auth(None))  # who may call /v1/ (auth.py)
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -107,15 +111,20 @@ class AvatarServer:
         self.avatars = AvatarStore(config.size, store=self.store)
         self.default_avatar_id: str | None = None
         self.sessions: dict[str, Session] = {}
+        self.slots = SessionSlots(replace(config.limits, max_sessions=config.max_sessions))
         self.started = time.time()
 
     async def startup(self, app: web.Application) -> None:
+        quiet_logs.install(asyncio.get_running_loop())
         avatar = await self.avatars.add(Path(self.config.avatar).read_bytes(), pinned=True)
         self.default_avatar_id = avatar.avatar_id
         log.info("default avatar %s ready (%s)", avatar.avatar_id, self.config.avatar)
         asyncio.get_running_loop().run_in_executor(None, _warm_text_model)
+        memory.trim_soon(5.0)  # the avatar analysis's scratch memory, back to the system
 
     async def shutdown(self, app: web.Application) -> None:
+        """SIGTERM or Ctrl-C: every peer is told (DTLS close), then the database is closed."""
+        log.info("shutting down: closing %d session(s)", len(self.sessions))
         await asyncio.gather(*(s.close() for s in list(self.sessions.values())), return_exceptions=True)
         self.store.close()
 
@@ -128,17 +137,7 @@ class AvatarServer:
 
     # --- avatars ---------------------------------------------------------
     async def create_avatar(self, request: web.Request) -> web.Response:
-        if request.content_type.startswith("multipart/"):
-            reader = await request.multipart()
-            data = b""
-            async for part in reader:
-                if part.name == "image":
-                    data = bytes(await part.read(decode=True))
-                    break
-            if not data:
-                raise ImageError('the multipart body has no "image" field', code="not_an_image", status=400)
-        else:
-            data = await request.read()
+        data = await read_image_upload(request, self.config.limits.max_upload_bytes)
         avatar = await self.avatars.add(data)
         return web.json_response(avatar.describe(), status=201)
 
@@ -156,20 +155,16 @@ class AvatarServer:
         if not isinstance(avatar_id, str):
             raise AvatarRtError('"avatar_id" must be a string', code="bad_json")
         avatar = await self.avatars.get_or_restore(avatar_id)
-        if len(self.sessions) >= self.config.max_sessions:
-            raise LimitError(f"the server is at its limit of {self.config.max_sessions} sessions; try again later")
+        self.slots.check_capacity()
         session = Session(avatar, self.config.fps, self.store, self.avatars,
                           motion_model=make_motion_model(self.config.motion, self.config.fps, self.config.behaviour,
                                                          seed=secrets.randbits(31)))
         await session.prepare()
         self.sessions[session.session_id] = session
-        session.on_closed.append(lambda s: self.sessions.pop(s.session_id, None))
-        asyncio.get_running_loop().call_later(UNUSED_SESSION_TTL_S, self._reap_unused, session)
-        return web.json_response(session.describe(), status=201)
-
-    def _reap_unused(self, session: Session) -> None:
-        if session.state == "new" and session.agent is None:  # an agent-driven session is reaped by its socket
-            asyncio.ensure_future(session.close())
+        session.on_closed.append(lambda s: (self.sessions.pop(s.session_id, None), self.slots.closed(s),
+                                            memory.trim_soon()))
+        self.slots.admit(session, client_key(request))
+        return web.json_response({**session.describe(), **self.config.auth.grant(session.session_id)}, status=201)
 
     async def get_session(self, request: web.Request) -> web.Response:
         session = self._session(request)
@@ -183,6 +178,7 @@ class AvatarServer:
             raise AvatarRtError('"sdp" must be an SDP offer (text starting with "v=0")', code="bad_offer")
         if kind != "offer":
             raise AvatarRtError('"type" must be "offer"', code="bad_offer")
+        self.slots.offered(session)
         answer = await session.answer(RTCSessionDescription(sdp=sdp, type="offer"))
         return web.json_response({"sdp": answer.sdp, "type": answer.type})
 
@@ -250,7 +246,9 @@ class AvatarServer:
 
 def create_app(config: ServerConfig) -> web.Application:
     server = AvatarServer(config)
-    app = web.Application(client_max_size=MAX_UPLOAD_BYTES, middlewares=[error_middleware])
+    shorten_ice_consent(config.limits.consent_timeout_s)
+    app = web.Application(client_max_size=config.limits.max_upload_bytes, middlewares=[
+        auth_middleware(config.auth), rate_limit_middleware(config.limits), error_middleware])
     app["server"] = server
     app.on_startup.append(server.startup)
     app.on_shutdown.append(server.shutdown)

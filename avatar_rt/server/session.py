@@ -167,8 +167,13 @@ class Session:
         pc.addTrack(self.video)
         if "audio" in kinds:
             pc.addTrack(self.audio)
-        answer = await pc.createAnswer()
-        await pc.setLocalDescription(answer)
+        try:
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        except Exception as exc:  # aiortc accepts some offers it cannot answer (duplicate mids, say): a bad offer
+            self._spawn(self.close())  # its peer connection is half set up: this session is spent
+            raise AvatarRtError(f"the offer could not be answered: {exc}; create a new session and offer again",
+                                code="bad_offer") from exc
         self.start_clock()
         return pc.localDescription
 
