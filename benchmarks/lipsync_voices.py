@@ -103,11 +103,11 @@ def closure_events(art: np.ndarray, closures: list[tuple[float, float]], fps: fl
     return out
 
 
-def false_presses(art: np.ndarray, phonemes, starts, ends, closures: list[tuple[float, float]],
-                  fps: float) -> tuple[int, int]:
-    """(frames pressed, frames) over speech frames farther than 80 ms from every bilabial: a mouth that closes
-    where no p/b/m is would pass the closure metric by pressing all the time."""
-    centres = frame_centres(len(art), fps)
+def far_from_closures(n_frames: int, phonemes, starts, ends, closures: list[tuple[float, float]],
+                      fps: float) -> np.ndarray:
+    """(n_frames,) bool: speech frames (centre inside a non-silence segment) farther than 80 ms from every
+    bilabial closure — where a face must not press."""
+    centres = frame_centres(n_frames, fps)
     speech = np.zeros(len(centres), bool)
     for p, s, e in zip(phonemes, starts, ends):
         if str(p) != ph.SIL:
@@ -115,6 +115,14 @@ def false_presses(art: np.ndarray, phonemes, starts, ends, closures: list[tuple[
     far = speech.copy()
     for s, e in closures:
         far &= ~((centres >= s - 2 * WINDOW_S) & (centres <= e + 2 * WINDOW_S))
+    return far
+
+
+def false_presses(art: np.ndarray, phonemes, starts, ends, closures: list[tuple[float, float]],
+                  fps: float) -> tuple[int, int]:
+    """(frames pressed, frames) over speech frames farther than 80 ms from every bilabial: a mouth that closes
+    where no p/b/m is would pass the closure metric by pressing all the time."""
+    far = far_from_closures(len(art), phonemes, starts, ends, closures, fps)
     return int(np.sum(art[far, PRESS] >= PRESS_CLOSED)), int(np.sum(far))
 
 
