@@ -1,13 +1,15 @@
 """Does PocketSphinx's acoustic model hear p/b/m where our lip-sync model does not? (issue 12 feasibility)
 
-    OMP_NUM_THREADS=1 python benchmarks/sphinx_am_bilabials.py [--per-voice 30] [--json out.json]
+    OMP_NUM_THREADS=1 python benchmarks/sphinx_am_bilabials.py [--per-voice 30] [--voices V ...] [--json out.json]
 
-Voices: the real held-out speakers (real:librivox_ss01, real:wz2100_female; build/realspeech, forced-aligned by
-PocketSphinx) and the held-out synthetic flite:awb / flite:rms (build/lipsync_eval, exact synthesizer times). Two
-closure detectors are compared on the same closures and the same "far" frames:
+Voices (default; `--voices` takes any of `export.lipsync.voicesets`' evaluation voices): the real held-out
+speakers (real:librivox_ss01, real:wz2100_female; build/realspeech, forced-aligned by PocketSphinx) and the
+held-out synthetic flite:awb / flite:rms (build/lipsync_eval, exact synthesizer times). Two closure detectors
+are compared on the same closures and the same "far" frames:
 
-* `sphinx`: P(P) + P(B) + P(M) from `export.lipsync.sphinx_am` (streaming CMN), per 10 ms frame (`@100`), and
-  averaged over the 4 hops of each 25 fps video frame (`@25`, the lip-sync model's rate);
+* `sphinx`: P(P) + P(B) + P(M) from `export.lipsync.sphinx_am` (streaming CMN), per 10 ms frame (`@100`); at
+  25 fps as the runtime shows stage A (`@25`: the hop holding each video frame's centre); and averaged over
+  4 hops per video frame (`@25mean`);
 * `lip_press`: the shipped stage A, streamed as a session does (`benchmarks.lipsync.stream`, 25 fps).
 
 Per closure (a run of P/B/M segments) the peak score within ±40 ms (`lipsync_voices.closure_events`); negatives
@@ -46,6 +48,7 @@ from benchmarks.lipsync import runs  # noqa: E402
 from benchmarks.lipsync_voices import (BILABIALS, PRESS, closure_events, far_from_closures,  # noqa: E402
                                        frame_centres)
 from export.lipsync import sphinx_am as sa  # noqa: E402
+from export.lipsync import sphinx_mfcc as mf  # noqa: E402
 
 VOICES = ("real:librivox_ss01", "real:wz2100_female", "flite:awb", "flite:rms")
 MAX_FALSE = 0.02
@@ -91,7 +94,7 @@ def allphone_frames(audio: np.ndarray, n: int) -> np.ndarray:
     import pocketsphinx as ps
 
     lm = Path(ps.get_model_path()) / "en-us" / "en-us-phone.lm.bin"
-    d = ps.Decoder(allphone=str(lm), loglevel="FATAL", bestpath=False, samprate=sa.SAMPLE_RATE)
+    d = ps.Decoder(allphone=str(lm), loglevel="FATAL", bestpath=False, samprate=mf.SAMPLE_RATE)
     d.start_utt()
     d.process_raw(np.asarray(audio, np.int16).tobytes(), full_utt=True)
     d.end_utt()
@@ -103,11 +106,11 @@ def allphone_frames(audio: np.ndarray, n: int) -> np.ndarray:
 
 def stream_cost(model: sa.SphinxModel, audio: np.ndarray, frames: int = 1500) -> dict:
     """Seconds per 10 ms push of PhonePosteriorStream (one thread when OMP_NUM_THREADS=1), and the front end alone."""
-    pcm = np.tile(audio, 1 + frames * sa.HOP // max(len(audio), 1))[:frames * sa.HOP]
-    st, fe = sa.PhonePosteriorStream(model), sa.CepstrumStream()
+    pcm = np.tile(audio, 1 + frames * mf.HOP // max(len(audio), 1))[:frames * mf.HOP]
+    st, fe = sa.PhonePosteriorStream(model), mf.CepstrumStream()
     total, front = [], []
     for k in range(frames):
-        chunk = pcm[k * sa.HOP:(k + 1) * sa.HOP]
+        chunk = pcm[k * mf.HOP:(k + 1) * mf.HOP]
         t0 = time.perf_counter()
         fe.push(chunk)
         front.append(time.perf_counter() - t0)
@@ -122,7 +125,7 @@ def stream_cost(model: sa.SphinxModel, audio: np.ndarray, frames: int = 1500) ->
 def evaluate(utts, sphinx: sa.SphinxModel, make_lipsync, progress: bool = True) -> dict:
     from tqdm import tqdm
 
-    from benchmarks.lipsync import frames_in, stream
+    from benchmarks.lipsync import frame_hops, frames_in, stream
     from export.lipsync import coarticulation as co
 
     rows: dict[str, dict] = {}
@@ -130,17 +133,20 @@ def evaluate(utts, sphinx: sa.SphinxModel, make_lipsync, progress: bool = True) 
     phones = np.array(sphinx.phones)
     lip = make_lipsync()
     for u in tqdm(utts, desc="utterances", unit="utt", disable=not progress):
-        r = rows.setdefault(u.voice, {k: [] for k in ("s100", "s100_far", "s25", "s25_far", "lp", "lp_far",
-                                                      "agree", "agree_speech", "allphone", "allphone_speech")})
+        keys = ("s100", "s100_far", "s25", "s25_far", "m25", "m25_far", "lp", "lp_far", "agree", "agree_speech",
+                "allphone", "allphone_speech")
+        r = rows.setdefault(u.voice, {k: [] for k in keys})
         ph_ = [str(p) for p in u.phonemes]
         closures = runs(ph_, u.starts, u.ends, BILABIALS)
         post = sa.phone_posteriors(sphinx, u.audio)
         score = post[:, pbm].sum(axis=1)
         n4 = len(score) // 4
-        score25 = score[:4 * n4].reshape(n4, 4).mean(axis=1)
+        score25 = score[frame_hops(frames_in(len(score), 25.0), 25.0)]  # the hop a 25 fps frame shows, as the runtime
+        mean25 = score[:4 * n4].reshape(n4, 4).mean(axis=1)
         n_frames = frames_in(co.frame_count(len(u.audio)), 25.0)
         press = stream(lip, u.audio, 25.0, n_frames).articulation[:, PRESS]
-        for key, s, fps in (("s100", score, 100.0), ("s25", score25, 25.0), ("lp", press, 25.0)):
+        for key, s, fps in (("s100", score, 100.0), ("s25", score25, 25.0), ("m25", mean25, 25.0),
+                            ("lp", press, 25.0)):
             r[key] += [e["peak"] for e in closure_events(as_press(s), closures, fps)]
             r[key + "_far"] += list(s[far_from_closures(len(s), ph_, u.starts, u.ends, closures, fps)])
         lab = arpabet(frame_labels(ph_, u.ends, len(post), 100.0))
@@ -155,6 +161,7 @@ def evaluate(utts, sphinx: sa.SphinxModel, make_lipsync, progress: bool = True) 
         out[v] = {"closures": len(r["lp"]),
                   "sphinx@100": detector_rates(r["s100"], r["s100_far"]),
                   "sphinx@25": detector_rates(r["s25"], r["s25_far"]),
+                  "sphinx@25mean": detector_rates(r["m25"], r["m25_far"]),
                   "lip_press": {**detector_rates(r["lp"], r["lp_far"]),
                                 "closed_at_0.5": float(np.mean(np.array(r["lp"]) >= 0.5)),
                                 "false_at_0.5": float(np.mean(np.array(r["lp_far"]) >= 0.5))},
@@ -165,12 +172,15 @@ def evaluate(utts, sphinx: sa.SphinxModel, make_lipsync, progress: bool = True) 
     return out
 
 
-def load_voices(per_voice: int, progress: bool) -> list:
+def load_voices(per_voice: int, progress: bool, voices: tuple[str, ...] = VOICES) -> list:
+    """The voices' evaluation utterances, from the caches the lip-sync benchmark fills (read, never rewritten)."""
     from export.lipsync import voicesets
 
-    real = [u for u in voicesets.real_evaluation(voicesets.REAL_CACHE, progress) if u.voice in VOICES]
-    synth = [u for u in voicesets.evaluation_set(REPO / "build" / "lipsync_eval", per_voice, progress)
-             if u.voice in VOICES and u.kind == "synthetic"]
+    real = [u for u in voicesets.real_evaluation(voicesets.REAL_CACHE, progress) if u.voice in voices]
+    synth = []
+    if any(not v.startswith("real:") for v in voices):
+        synth = [u for u in voicesets.evaluation_set(REPO / "build" / "lipsync_eval", per_voice, progress)
+                 if u.voice in voices and u.kind == "synthetic"]
     return real + synth
 
 
@@ -178,11 +188,11 @@ def report(res: dict, cost: dict) -> None:
     def c(x, pct=False):
         return "—" if x is None else (f"{100 * x:5.1f} %" if pct else f"{x:.3f}")
 
-    print(f"\n{'voice':<20} {'p/b/m':>5} {'detector':<10} {'recall@≤2%':>10} {'thr':>6} {'AUC':>6} {'med peak':>8}")
+    print(f"\n{'voice':<20} {'p/b/m':>5} {'detector':<13} {'recall@≤2%':>10} {'thr':>6} {'AUC':>6} {'med peak':>8}")
     for v, r in res.items():
-        for name in ("sphinx@100", "sphinx@25", "lip_press"):
+        for name in ("sphinx@100", "sphinx@25", "sphinx@25mean", "lip_press"):
             d = r[name]
-            print(f"{v:<20} {r['closures']:>5} {name:<10} {c(d['recall_at_2pct'], True):>10} {c(d['threshold']):>6} "
+            print(f"{v:<20} {r['closures']:>5} {name:<13} {c(d['recall_at_2pct'], True):>10} {c(d['threshold']):>6} "
                   f"{c(d['auc']):>6} {c(d['median_peak']):>8}")
         lp = r["lip_press"]
         print(f"{'':<20} {'':>5} lip_press ≥ 0.5: {c(lp['closed_at_0.5'], True)} closed, "
@@ -190,13 +200,14 @@ def report(res: dict, cost: dict) -> None:
         print(f"{'':<20} {'':>5} sphinx argmax = aligned phone {c(r['argmax_vs_alignment'], True)} of frames "
               f"({c(r['argmax_vs_alignment_speech'], True)} speech); = PocketSphinx allphone "
               f"{c(r['argmax_vs_allphone'], True)} ({c(r['argmax_vs_allphone_speech'], True)} speech)")
-    print(f"\ncost per streamed 10 ms frame (one thread): median {cost['median_ms']:.3f} ms, p99 {cost['p99_ms']:.3f} ms;"
-          f" front end alone {cost['front_end_median_ms']:.3f} ms")
+    print(f"\ncost per streamed 10 ms frame (one thread): median {cost['median_ms']:.3f} ms, "
+          f"p99 {cost['p99_ms']:.3f} ms; front end alone {cost['front_end_median_ms']:.3f} ms")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--per-voice", type=int, default=30, help="utterances per synthetic voice (its cache file)")
+    ap.add_argument("--voices", nargs="+", default=list(VOICES), help=f"voices (default: {' '.join(VOICES)})")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
@@ -205,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
 
     session = load_session(engine_path(ENGINE_NAME, REPO / "engines"))
     sphinx = sa.load_model()
-    utts = load_voices(a.per_voice, not a.quiet)
+    utts = load_voices(a.per_voice, not a.quiet, tuple(a.voices))
     t0 = time.perf_counter()
     res = evaluate(utts, sphinx, lambda: LipSyncModel(25.0, session=session), progress=not a.quiet)
     cost = stream_cost(sphinx, utts[0].audio)

@@ -10,6 +10,7 @@ pytest.importorskip("pocketsphinx", reason="the acoustic model ships in pocketsp
 import pocketsphinx as ps  # noqa: E402
 
 from export.lipsync import sphinx_am as sa  # noqa: E402
+from export.lipsync import sphinx_mfcc as mf  # noqa: E402
 from tests.test_align import L0930, L0930_TEXT, needs_testdata  # noqa: E402
 
 
@@ -58,7 +59,7 @@ def test_front_end_decodes_like_pocketsphinx(l0930):
         return [(s.word, s.start_frame, s.end_frame) for s in d.seg()]
 
     own = decode(lambda d: d.process_raw(audio.astype(np.int16).tobytes(), full_utt=True))
-    ours = decode(lambda d: d.process_cep(sa.CepstrumStream().push(audio).astype(np.float32).tobytes(),
+    ours = decode(lambda d: d.process_cep(mf.CepstrumStream().push(audio).astype(np.float32).tobytes(),
                                           full_utt=True))
     assert [w for w, _, _ in ours] == [w for w, _, _ in own]
     n = own[-1][2] + 1
@@ -88,5 +89,5 @@ def test_posteriors_hear_the_aligned_phones(model, l0930):
     assert agree > 0.40, agree
     st = sa.PhonePosteriorStream(model)
     rows = np.concatenate([st.push(audio[i:i + 333]) for i in range(0, len(audio), 333)])
-    assert len(rows) == len(post) - sa.LOOKAHEAD_FRAMES
+    assert len(rows) == len(post) - mf.LOOKAHEAD_FRAMES
     assert np.abs(rows - post[:len(rows)]).max() < 1e-4
