@@ -41,14 +41,17 @@ def _mel_inv(m):
     return 700.0 * (10.0 ** (np.asarray(m, np.float64) / 2595.0) - 1.0)
 
 
-def sphinx_filterbank() -> np.ndarray:
-    """(N_FFT//2 + 1, N_FILT): fe_build_melfilters with round_filters and unit_area (both defaults)."""
+def sphinx_filterbank(warp: float = 1.0) -> np.ndarray:
+    """(N_FFT//2 + 1, N_FILT): fe_build_melfilters with round_filters and unit_area (both defaults). `warp` ≠ 1 is a
+    linear vocal-tract-length warp (an experiment, not PocketSphinx's default): the filter the model knows at f Hz
+    reads the signal at warp · f (below Nyquist), so warp ≈ 1.15 makes a higher (female) voice's formants sit
+    where a lower one's would."""
     step = SAMPLE_RATE / N_FFT
     lo, hi = _mel(LOWER_HZ), _mel(UPPER_HZ)
     bw = (hi - lo) / (N_FILT + 1)
     fb = np.zeros((N_FFT // 2 + 1, N_FILT))
     for i in range(N_FILT):
-        f = _mel_inv(lo + bw * np.arange(i, i + 3))
+        f = np.minimum(_mel_inv(lo + bw * np.arange(i, i + 3)) * warp, SAMPLE_RATE / 2 - step * np.array([2, 1, 0]))
         f = np.floor(f / step + 0.5) * step  # round_filters
         for j in range(N_FFT // 2 + 1):
             hz = j * step
@@ -111,8 +114,8 @@ class CepstrumStream:
     Hamming frames every 160 samples (frame k = samples [160k, 160k + 410)), 512-point power spectrum, 25 mel
     filters 130–6800 Hz, noise removal, log(· + 1e-4), unitary DCT-II, lifter 22 → 13 cepstra."""
 
-    def __init__(self, remove_noise: bool = True):
-        self.fb = sphinx_filterbank()
+    def __init__(self, remove_noise: bool = True, warp: float = 1.0):
+        self.fb = sphinx_filterbank(warp)
         self.dct = _dct_matrix()
         self.noise = NoiseRemoval() if remove_noise else None
         self.buf = np.zeros(0)
@@ -169,10 +172,10 @@ def deltas(cep: np.ndarray) -> np.ndarray:
 
 
 
-def features(audio: np.ndarray, cmn: str = "stream", remove_noise: bool = True) -> np.ndarray:
+def features(audio: np.ndarray, cmn: str = "stream", remove_noise: bool = True, warp: float = 1.0) -> np.ndarray:
     """Offline: the whole utterance → (T, 39). cmn: "stream" (what a live session can do) or "batch" (the utterance
     mean, PocketSphinx's -cmn batch for this model)."""
-    cep = CepstrumStream(remove_noise).push(audio)
+    cep = CepstrumStream(remove_noise, warp).push(audio)
     if cmn == "batch":
         cep = cep - cep.mean(axis=0, keepdims=True)
     else:
