@@ -48,7 +48,7 @@ from benchmarks.lipsync import runs  # noqa: E402
 from benchmarks.lipsync_voices import (BILABIALS, PRESS, closure_events, far_from_closures,  # noqa: E402
                                        frame_centres)
 from export.lipsync import sphinx_am as sa  # noqa: E402
-from export.lipsync import sphinx_mfcc as mf  # noqa: E402
+from avatar_rt.audio import sphinx_mfcc as mf  # noqa: E402
 
 VOICES = ("real:librivox_ss01", "real:wz2100_female", "flite:awb", "flite:rms")
 MAX_FALSE = 0.02

@@ -10,7 +10,7 @@ pytest.importorskip("pocketsphinx", reason="the acoustic model ships in pocketsp
 import pocketsphinx as ps  # noqa: E402
 
 from export.lipsync import sphinx_am as sa  # noqa: E402
-from export.lipsync import sphinx_mfcc as mf  # noqa: E402
+from avatar_rt.audio import sphinx_mfcc as mf  # noqa: E402
 from tests.test_align import L0930, L0930_TEXT, needs_testdata  # noqa: E402
 
 

@@ -116,17 +116,19 @@ from pathlib import Path
 
 import numpy as np
 
-from export.lipsync.sphinx_mfcc import CMN_PRIOR, N_CEP, CepstrumStream, StreamingCMN, features
+# The scorer and its streaming form live in the runtime (one implementation for training and runtime); they are
+# re-exported here for the study's benchmark and tests.
+from avatar_rt.audio.phone_posteriors import (DEFAULT_SCALE, AcousticModel, PhonePosteriorStream,  # noqa: F401
+                                              phone_posteriors, posteriors_from_loglik, senone_loglik)
 
 VAR_FLOOR = 1e-4  # -varfloor
 LOGBASE = 1.0001  # -logbase; sendump holds -log_base(w) >> 10
 SENSCR_SHIFT = 10
 
-# Softmax temperature on the senone log-likelihoods (nats): neighbouring 10 ms frames are far from independent and
-# the 39-dim Gaussians are sharp, so raw likelihood ratios make near one-hot posteriors. Set by the log-probability
-# of the aligned phone on 80 of Allison's training prompts (32 678 frames): mean log P −2.95 at 0.1, −2.06 at 0.3,
-# −1.77 at 0.5, −1.97 at 1.0.
-DEFAULT_SCALE = 0.5
+# Softmax temperature: DEFAULT_SCALE = 0.5 on the senone log-likelihoods (nats): neighbouring 10 ms frames are far
+# from independent and the 39-dim Gaussians are sharp, so raw likelihood ratios make near one-hot posteriors. Set by
+# the log-probability of the aligned phone on 80 of Allison's training prompts (32 678 frames): mean log P −2.95 at
+# 0.1, −2.06 at 0.3, −1.77 at 0.5, −1.97 at 1.0.
 
 
 def default_model_dir() -> Path:
@@ -238,30 +240,11 @@ def read_mdef(path: Path) -> Mdef:
     return Mdef(tuple(names), n_ci_sen, n_sen, ci)
 
 
-@dataclass(frozen=True)
-class SphinxModel:
-    """The context-independent part of a PTM model, precomputed for scoring.
-
-    Per stream f, the log density of Gaussian k of codebook c is
-    `bias[f, c*K + k] + [x², x] · proj[f, :, c*K + k]` (the quadratic expanded, so one matrix product scores all
-    42 × 128 Gaussians of a stream); a CI senone's stream score is logsumexp_k(log w + that), its score the sum
-    over the 3 streams (exact mixtures, not PocketSphinx's top-4 approximation)."""
-
-    phones: tuple[str, ...]
-    senone_phone: np.ndarray  # (n_ci_sen,) CI phone index of each CI senone
-    senone_codebook: np.ndarray  # (n_ci_sen,)
-    proj: np.ndarray  # (n_stream, 2*veclen, n_codebook*n_density) float32
-    bias: np.ndarray  # (n_stream, n_codebook*n_density) float32
-    log_w: np.ndarray  # (n_stream, n_ci_sen, n_density) float32, natural log mixture weights
-    n_density: int
-    veclen: int
-
-    @property
-    def n_streams(self) -> int:
-        return self.proj.shape[0]
+SphinxModel = AcousticModel  # the study's name
 
 
-def load_model(model_dir: Path | None = None) -> SphinxModel:
+def load_model(model_dir: Path | None = None) -> AcousticModel:
+    """The CI part of the PTM model in `model_dir` (default: the one inside the pocketsphinx package)."""
     d = Path(model_dir) if model_dir else default_model_dir()
     means, var = read_gauden(d / "means"), read_gauden(d / "variances")
     mdef = read_mdef(d / "mdef")
@@ -286,71 +269,53 @@ def load_model(model_dir: Path | None = None) -> SphinxModel:
         raise ValueError(f"{d}: a CI senone belongs to no CI phone")
     ci_w = mixw[:, :, :mdef.n_ci_sen].astype(np.float64)  # (f, k, s)
     log_w = -(ci_w * (1 << SENSCR_SHIFT)) * np.log(LOGBASE)
-    return SphinxModel(mdef.phones, sen_phone, sen_phone.copy(), proj.astype(np.float32), bias.astype(np.float32),
-                       log_w.transpose(0, 2, 1).astype(np.float32), n_den, vl)
+    return AcousticModel(mdef.phones, sen_phone, proj.astype(np.float32), bias.astype(np.float32),
+                         log_w.transpose(0, 2, 1).astype(np.float32))
 
 
-# ------------------------------------------------------------------ scoring
+# ------------------------------------------------------------------ shipping it to the runtime
+
+ENGINE_VERSION = "1.0.0"
+LICENCE_NAME = "phone_am.LICENSE.txt"
 
 
-def senone_loglik(model: SphinxModel, feat: np.ndarray) -> np.ndarray:
-    """(T, 39) features → (T, n_ci_sen) natural-log likelihoods of the CI senones."""
-    feat = np.asarray(feat, np.float32)
-    out = np.zeros((len(feat), len(model.senone_phone)), np.float32)
-    cb = model.senone_codebook
-    vl = model.veclen
-    for f in range(model.n_streams):
-        x = feat[:, f * vl:(f + 1) * vl]
-        g = np.concatenate([x * x, x], axis=1) @ model.proj[f] + model.bias[f]  # (T, C*K)
-        g = g.reshape(len(feat), -1, model.n_density)[:, cb, :] + model.log_w[f][None]  # (T, S, K)
-        m = g.max(axis=2)
-        out += m + np.log(np.exp(g - m[:, :, None]).sum(axis=2))
-    return out
+def export_engine(out_dir: Path, model_dir: Path | None = None, write_manifest: bool = True) -> Path:
+    """Write OUT/phone_am.npz (the CI part of the model, as `avatar_rt.audio.phone_posteriors.AcousticModel`
+    loads it, float32, ~2 MB), the model's licence notice beside it, and its manifest entry. Deterministic: the
+    same pocketsphinx package gives the same bytes, so the sha256 in a stage A model's metadata stays valid."""
+    from avatar_rt.audio.phone_features import ENGINE_NAME  # noqa: PLC0415
+    from export import manifest  # noqa: PLC0415
+
+    d = Path(model_dir) if model_dir else default_model_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{ENGINE_NAME}.npz"
+    load_model(d).save(path)
+    readme = (d / "README").read_text(errors="replace")
+    (out_dir / LICENCE_NAME).write_text(
+        f"{path.name} holds numbers derived from the en-US acoustic model of PocketSphinx 5.1.1 (means, variances "
+        "and mixture weights of its 126 context-independent senones; export/lipsync/sphinx_am.py). The model's "
+        "licence, from its README:\n\n" + readme.split("*/")[0] + "*/\n")
+    if write_manifest:
+        desc = ("PocketSphinx en-US PTM acoustic model, context-independent part (42 phones, 126 senones, 3 streams "
+                "× 128 Gaussians × 13): scored in numpy by avatar_rt.audio.phone_posteriors for stage A's `phones` "
+                f"input; BSD-style licence (Alpha Cephei) in {LICENCE_NAME}")
+        meta = {"format": "npz: phones, senone_phone, proj, bias, log_w", "licence": LICENCE_NAME,
+                "source": "pocketsphinx==5.1.1 model/en-us/en-us"}
+        manifest.update(manifest.file_entry(path, ENGINE_NAME, ENGINE_VERSION, desc, meta),
+                        out_dir / manifest.MANIFEST.name)
+    return path
 
 
-def posteriors_from_loglik(model: SphinxModel, ll: np.ndarray, scale: float = DEFAULT_SCALE) -> np.ndarray:
-    """Softmax over the senones (temperature 1/scale), summed per CI phone: (T, n_phones)."""
-    z = scale * (ll - ll.max(axis=1, keepdims=True))
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
-    out = np.zeros((len(ll), len(model.phones)), np.float32)
-    np.add.at(out.T, model.senone_phone, p.T)
-    return out
+def main(argv: list[str] | None = None) -> int:
+    import argparse  # noqa: PLC0415
+
+    ap = argparse.ArgumentParser(prog="python -m export.lipsync.sphinx_am",
+                                 description="export the acoustic model's CI part for avatar_rt (engines/phone_am.npz)")
+    ap.add_argument("--export", type=Path, required=True, metavar="ENGINES_DIR")
+    path = export_engine(ap.parse_args(argv).export)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and its manifest entry")
+    return 0
 
 
-def phone_posteriors(model: SphinxModel, audio: np.ndarray, scale: float = DEFAULT_SCALE, cmn: str = "stream",
-                     remove_noise: bool = True, warp: float = 1.0) -> np.ndarray:
-    """(T, n_phones): row k is frame k (samples [160k, 160k + 410)); T = the number of whole windows."""
-    return posteriors_from_loglik(model, senone_loglik(model, features(audio, cmn, remove_noise, warp)), scale)
-
-
-class PhonePosteriorStream:
-    """Live form: push PCM, get the posterior rows that became final. Row k comes out once frame k + 3's window
-    is complete (the delta-deltas look 3 frames ahead). Same numbers as `phone_posteriors(..., cmn="stream")`
-    except at the very end of the stream (offline repeats the last frame for the missing lookahead)."""
-
-    def __init__(self, model: SphinxModel, scale: float = DEFAULT_SCALE, warp: float = 1.0):
-        self.model, self.scale = model, scale
-        self.cep = CepstrumStream(warp=warp)
-        self.cmn = StreamingCMN(CMN_PRIOR)
-        self.hist = np.zeros((0, N_CEP))  # normalised cepstra, the last 6 + pending
-        self.started = False
-
-    def push(self, pcm: np.ndarray) -> np.ndarray:
-        new = self.cmn(self.cep.push(pcm))
-        if len(new) == 0:
-            return np.zeros((0, len(self.model.phones)), np.float32)
-        if not self.started:  # the stream's first frame is repeated 3 times before it, as offline
-            self.hist = np.repeat(new[:1], 3, axis=0)
-            self.started = True
-        self.hist = np.concatenate([self.hist, new])
-        n = len(self.hist) - 6  # rows with 3 frames either side
-        if n <= 0:
-            return np.zeros((0, len(self.model.phones)), np.float32)
-        p = self.hist
-        c = p[3:3 + n]
-        d = p[5:5 + n] - p[1:1 + n]
-        dd = (p[6:6 + n] - p[2:2 + n]) - (p[4:4 + n] - p[0:n])
-        self.hist = self.hist[n:]
-        feat = np.concatenate([c, d, dd], axis=1)
-        return posteriors_from_loglik(self.model, senone_loglik(self.model, feat), self.scale)
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,4 +1,5 @@
-"""PocketSphinx's MFCC front end for its en-US model, in numpy, streaming: what `export.lipsync.sphinx_am` scores.
+"""PocketSphinx's MFCC front end for its en-US model, in numpy, streaming: what `avatar_rt.audio.phone_posteriors`
+scores (the one implementation, shared by training and runtime; the model files are read by export.lipsync.sphinx_am).
 
     cep = CepstrumStream().push(pcm)         # (n, 13) cepstra for every newly completed 10 ms frame
     feat = deltas(StreamingCMN(CMN_PRIOR)(cep))   # (n, 39) [c, Δc, ΔΔc], the model's 1s_c_d_dd
@@ -122,7 +123,8 @@ class CepstrumStream:
         self.prior = 0.0
 
     def push(self, pcm: np.ndarray) -> np.ndarray:
-        x = np.nan_to_num(np.asarray(pcm, np.float64).ravel(), posinf=32767, neginf=-32768)
+        # NaN → 0, anything beyond full scale clipped (as avatar_rt.audio.features): bad input stays finite
+        x = np.clip(np.nan_to_num(np.asarray(pcm, np.float64).ravel()), -32768.0, 32767.0)
         if len(x) == 0:
             return np.zeros((0, N_CEP))
         emph = x - ALPHA * np.concatenate([[self.prior], x[:-1]])
@@ -162,14 +164,18 @@ class StreamingCMN:
 CMN_PRIOR = np.array([57.40, 6.84, 10.47, 10.14, 1.52, 5.49, -4.36, 5.85, 2.03, 0.92, -2.08, -1.76, 2.71])
 
 
-def deltas(cep: np.ndarray) -> np.ndarray:
-    """(T, 13) normalised cepstra → (T, 39) [c, d, dd] with the edges repeated (feat.c's 1s_c_d_dd)."""
-    p = np.concatenate([np.repeat(cep[:1], 3, 0), cep, np.repeat(cep[-1:], 3, 0)])
-    c = p[3:-3]
-    d = p[5:-1] - p[1:-5]
-    dd = (p[6:] - p[2:-4]) - (p[4:-2] - p[:-6])
+def delta_rows(p: np.ndarray) -> np.ndarray:
+    """(n + 6, 13) normalised cepstra → (n, 39) [c, d, dd] for the n rows with 3 frames on either side."""
+    n = len(p) - 6
+    c = p[3:3 + n]
+    d = p[5:5 + n] - p[1:1 + n]
+    dd = (p[6:6 + n] - p[2:2 + n]) - (p[4:4 + n] - p[0:n])
     return np.concatenate([c, d, dd], axis=1)
 
+
+def deltas(cep: np.ndarray) -> np.ndarray:
+    """(T, 13) normalised cepstra → (T, 39) [c, d, dd] with the edges repeated (feat.c's 1s_c_d_dd)."""
+    return delta_rows(np.concatenate([np.repeat(cep[:1], 3, 0), cep, np.repeat(cep[-1:], 3, 0)]))
 
 
 def features(audio: np.ndarray, cmn: str = "stream", remove_noise: bool = True, warp: float = 1.0) -> np.ndarray:
