@@ -78,9 +78,14 @@ class PhoneFeatures:
 
     @classmethod
     def from_config(cls, config: dict | str, model_path: Path) -> PhoneFeatures:
-        """From a stage A model's `phone_features` metadata and the acoustic model file it names (the caller
-        checks the file's sha256 against the manifest); a mismatch raises ValueError naming it."""
+        """From a stage A model's `phone_features` metadata and the acoustic model file it names, whose sha256
+        must be the one recorded in that metadata; a mismatch raises ValueError naming it."""
+        from avatar_rt.engines import sha256  # noqa: PLC0415
+
         c = json.loads(config) if isinstance(config, str) else config
+        if sha256(model_path) != c.get("sha256"):
+            raise ValueError(f"{model_path} is not the acoustic model the lip sync model was trained with "
+                             f"(sha256 {c.get('sha256')}): re-export both with `python -m export.lipsync.train_all`")
         if c.get("log_floor") != LOG_FLOOR or c.get("clip") != CLIP:
             raise ValueError(f"phone features use log floor {c.get('log_floor')}, clip {c.get('clip')}; "
                              f"this runtime computes {LOG_FLOOR}, {CLIP}")
