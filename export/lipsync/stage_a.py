@@ -7,9 +7,10 @@ per utterance in DIR/{train,val}/), with audio augmentation applied on the fly,
 and writes `OUT/lipsync_stage_a.onnx` plus its entry in `OUT/manifest.json`.
 `--tiny` is the same pipeline on a handful of utterances for a few seconds (the tests).
 
-## The network (≈ 1.22 M parameters at the default widths C = 256, H = 384)
+## The network (≈ 1.25 M parameters at the default widths C = 256, H = 384, with the phones input)
 
-    log-mel (80) ─► causal conv k3 → C, ReLU
+    log-mel (80) ┬► causal conv k3 → C, ReLU
+    phones (42) ─┘  (optional: `Config.phones`, on by default; docs/lipsync.md "The phone-posterior front end")
                  ─► + ReLU(causal conv k3, dilation 2)      (residual)
                  ─► + ReLU(causal conv k3, dilation 4)      (residual)
                  ─► GRU H (unidirectional)
@@ -30,7 +31,8 @@ T outputs out, and the state in and out:
 | input | shape | |
 |---|---|---|
 | `mel` | (1, T, 80) | normalised log-mel frames (avatar_rt.audio.features), oldest first |
-| `state_conv0` | (1, 80, 2) | the last 2 input frames (channels first) |
+| `phones` | (1, T, 42) | with `Config.phones`: normalised log phone posteriors, row t beside mel frame t, 5 hops late (avatar_rt.audio.phone_features) |
+| `state_conv0` | (1, 80 + 42, 2) | the last 2 input frames (channels first; 80 without `phones`) |
 | `state_conv1` | (1, C, 4) | the last 4 frames entering the dilation-2 conv |
 | `state_conv2` | (1, C, 8) | the last 8 frames entering the dilation-4 conv |
 | `state_gru` | (1, 1, H) | GRU hidden state |
@@ -50,7 +52,9 @@ Per step, 16 utterances are made into training examples on the fly: half get up
 to 0.6 s of extra silence at either end (targets padded with rest), all go
 through `export.lipsync.augment.augment` (p = 0.5: room, babble, noise, mic floor,
 band limits, gain, clipping, resampling, codecs), then through the runtime's own
-feature code with the training set's global statistics (`--vtlp-p P`: a share P of
+feature code with the training set's global statistics, and (with `phones`) through the phone-posterior front end
+of avatar_rt.audio.phone_features (PocketSphinx's en-US model exported to OUT/phone_am.npz and read back; per-phone
+log-posterior statistics from the clean training audio) (`--vtlp-p P`: a share P of
 them with the mel axis stretched by 0.9–1.1 before normalisation, vocal tract length
 perturbation; off by default and in the shipped model). One random crop of ≤ 4 s
 each; loss 2·L1 + 8·weighted L2 (articulation) + 2·L1(articulation velocity) + 0.5·CE(visemes) +
