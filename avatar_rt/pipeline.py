@@ -24,7 +24,8 @@ from avatar_rt.avatar.reference import Portrait
 from avatar_rt.edits.engine import EditEngine
 from avatar_rt.motion.idle import IdleMotion
 from avatar_rt.motion.loudness_jaw import LoudnessJawModel
-from avatar_rt.motion.params import MotionParams
+from avatar_rt.motion.params import PARAM_INDEX, PARAMS, MotionParams
+from avatar_rt.motion.presence import AgentPresence
 from avatar_rt.render.accessories import Glasses
 from avatar_rt.render.renderer import PortraitRenderer
 from avatar_rt.rig.landmark_rig import LandmarkRig
@@ -61,6 +62,14 @@ class OutputFrame:
     timings: FrameTimings = field(default_factory=FrameTimings)
 
 
+# The articulation parameters: what a barge-in releases to rest.
+ARTICULATION_INDEX = np.array([PARAM_INDEX[p.name] for p in PARAMS if p.group == "articulation"])
+# After an interrupt each frame may open the mouth at most this fraction of the previous frame's opening,
+# until the frames made from post-interrupt audio come out (plus a small margin for the model's smoothing).
+RELEASE_PER_FRAME = 0.5
+RELEASE_MARGIN_FRAMES = 2
+
+
 def level_db(audio: np.ndarray) -> float:
     x = audio.astype(np.float32) / 32768.0
     return float(20.0 * np.log10(np.sqrt(np.mean(np.square(x))) + 1e-6)) if len(x) else -120.0
@@ -93,6 +102,12 @@ class FramePipeline:
         self._incoming: tuple[Portrait, PortraitRenderer, float] | None = None
         self._outgoing: tuple[LandmarkRig, PortraitRenderer, float, float] | None = None
         self._step = 0
+        self._interrupt_requested = False
+        # What a voice agent says it is doing (idle / listening / thinking / speaking); None without an agent.
+        self.agent_state: str | None = None
+        self.presence = AgentPresence(fps)
+        self._release_until = -1  # output frames below this index are released towards rest (barge-in)
+        self._last_articulation = np.zeros(len(ARTICULATION_INDEX), np.float32)
         # Audio (and its arrival time) waiting for its frame to come out of the motion model.
         self._delay: deque[tuple[np.ndarray, float | None, bool]] = deque()
 
@@ -139,6 +154,37 @@ class FramePipeline:
         """Media time (s) of the next frame to come out: where an edit made now takes effect."""
         return max(0, self._step - self.lookahead_frames) / self.fps
 
+    def interrupt(self) -> None:
+        """Barge-in: from the next step, the audio still in the delay line is silenced and the mouth closes
+        (each frame at most `RELEASE_PER_FRAME` of the previous one's articulation) until the frames made
+        from audio after the interrupt come out. Safe to call from another thread than `step`'s."""
+        self._interrupt_requested = True
+
+    def _apply_interrupt(self) -> None:
+        self._interrupt_requested = False
+        for i, (audio, arrival, _speech) in enumerate(self._delay):
+            self._delay[i] = (np.zeros_like(audio), arrival, False)
+        self._release_until = self._step + RELEASE_MARGIN_FRAMES
+
+    def _release(self, params: MotionParams, index: int) -> MotionParams:
+        vector = params.to_vector()
+        if index < self._release_until:
+            vector[ARTICULATION_INDEX] = np.minimum(vector[ARTICULATION_INDEX],
+                                                    RELEASE_PER_FRAME * self._last_articulation)
+            params = MotionParams.from_vector(vector)
+        self._last_articulation = vector[ARTICULATION_INDEX].astype(np.float32)
+        return params
+
+    @property
+    def frames_in_flight(self) -> int:
+        """Steps whose audio is still in the delay line (their frames have not come out yet)."""
+        return len(self._delay)
+
+    @property
+    def next_step_time(self) -> float:
+        """Media time (s) of the audio the next `step` takes: where audio queued now starts to play."""
+        return self._step / self.fps
+
     def samples_for_step(self) -> int:
         start, end = frame_bounds(self._step, self.fps)
         return end - start
@@ -154,6 +200,8 @@ class FramePipeline:
         if len(audio) != expected:
             raise ValueError(f"step {self._step} needs {expected} samples, got {len(audio)}")
         audio = np.array(audio, dtype=np.int16)  # a copy: the delay line must not alias the caller's buffer
+        if self._interrupt_requested:
+            self._apply_interrupt()
         speech = self.vad.push(audio)
         params = self.motion.step(audio, speech)
         self._delay.append((audio, arrival, speech))
@@ -175,9 +223,11 @@ class FramePipeline:
                     blink_per_min=self._behaviour.style_defaults["blink_per_min"] * numbers.blink_rate)
             glasses = numbers.glasses
         params = self.idle.apply(params, index, out_speech)
+        params = self.presence.apply(params, index, self.agent_state)
         if self.edits is not None:
             params = MotionParams.from_vector(self.edits.apply(params.to_vector(), numbers, level_db(out_audio)))
             params = params.clipped()
+        params = self._release(params, index)
         timings.audio_arrival = out_arrival
         timings.motion_done = time.monotonic()
         image = self._render(params, t, glasses) if render else None

@@ -67,3 +67,29 @@ LIPSYNC_VOICE_PACKAGES=(espeak-ng wamerican festival festvox-kallpc16k flite fes
   festvox-ca-ona-hts festvox-czech-dita festvox-czech-machac festvox-suopuhe-lj festvox-suopuhe-mv festvox-ru
   asterisk-core-sounds-en asterisk-core-sounds-en-g722 pocketsphinx-testdata alsa-utils)
 LIPSYNC_HELDOUT_SPEECH_PACKAGES=(klettres-data ktuberling-data tuxpaint-stamps-default warzone2100-data)
+
+# The agent-framework adapters (avatar_rt/adapters/) run in the agent's process, in their own venv: Pipecat
+# and LiveKit Agents need protobuf ≥ 5 (and Pillow ≥ 11, onnxruntime ≥ 1.24), the engine's MediaPipe
+# 0.10.21 needs protobuf 4, so one environment cannot hold both. The adapters only use avatar_rt.client and
+# aiortc, so avatar_rt goes in without its engine dependencies (--no-deps). Install takes ~1.5 min of
+# downloads on a quiet machine (4.7 min wall on the loaded 2-core VM, 30 s of CPU).
+ADAPTER_PACKAGES=("pipecat-ai==1.14.0" "livekit-agents==1.8.9" "aiortc>=1.9,<2" "av>=12,<19" "aiohttp>=3.9,<4"
+  "numpy>=1.26,<2" "pytest>=8" "pytest-timeout>=2.3")
+
+# ensure_adapters_venv: .venv-adapters with the pinned frameworks and this checkout (editable, no deps).
+ensure_adapters_venv() {
+  local hash
+  hash=$( (cat pyproject.toml; echo "${ADAPTER_PACKAGES[*]}") | sha256sum | cut -c1-16)
+  if [ ! -x .venv-adapters/bin/python ]; then
+    log "creating .venv-adapters with $PYTHON_BIN (Pipecat and LiveKit Agents, for the adapter tests)"
+    "$PYTHON_BIN" -m venv .venv-adapters
+  fi
+  if [ ! -f ".venv-adapters/.installed-$hash" ]; then
+    log "installing the agent frameworks (${ADAPTER_PACKAGES[0]}, ${ADAPTER_PACKAGES[1]}) — the first time takes a few minutes"
+    .venv-adapters/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+    .venv-adapters/bin/python -m pip install -q --disable-pip-version-check "${ADAPTER_PACKAGES[@]}"
+    .venv-adapters/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+    rm -f .venv-adapters/.installed-*
+    touch ".venv-adapters/.installed-$hash"
+  fi
+}

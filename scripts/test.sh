@@ -11,4 +11,10 @@ cd "$(dirname "$0")/.."
 ensure_system_packages chromium fonts-dejavu-core "${LIPSYNC_VOICE_PACKAGES[@]}"
 # The train extra brings torch (a local CPU build): the tests run a tiny version of the model training.
 ensure_venv "dev,train"
-exec .venv/bin/python -m pytest -ra "$@"
+# The Pipecat and LiveKit adapters are tested in their own venv (see ensure_adapters_venv in scripts/lib.sh),
+# against an engine served from .venv; with arguments (a selection) only the main suite runs.
+.venv/bin/python -m pytest -ra --ignore=tests/adapters "$@"
+if [ $# -eq 0 ]; then
+  ensure_adapters_venv
+  .venv-adapters/bin/python -m pytest -ra -p no:cacheprovider tests/adapters
+fi

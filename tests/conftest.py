@@ -50,7 +50,8 @@ class RunningServer:
 
 
 def start_server(log_name: str, *extra: str, db: Path | None = None, port: int | None = None,
-                 env: dict[str, str] | None = None) -> RunningServer:
+                 env: dict[str, str] | None = None, python: str | None = None) -> RunningServer:
+    """`python`: the interpreter to serve with (the adapter tests run in their own venv; the engine in .venv)."""
     ARTIFACTS.mkdir(exist_ok=True)
     port = port or free_port()
     if db is None:
@@ -60,7 +61,7 @@ def start_server(log_name: str, *extra: str, db: Path | None = None, port: int |
     log_path = ARTIFACTS / log_name
     log = open(log_path, "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "avatar_rt", "serve", "--port", str(port), "--db", str(db), *extra],
+        [python or sys.executable, "-m", "avatar_rt", "serve", "--port", str(port), "--db", str(db), *extra],
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
@@ -161,3 +162,15 @@ def speech_16k(tmp_path_factory) -> tuple[np.ndarray, list[tuple[float, float]]]
             spans.append((t, t + len(p) / 16000))
         t += len(p) / 16000
     return np.concatenate(parts), spans
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """A real engine server for the adapter tests, which run in the agent frameworks' venv (.venv-adapters:
+    Pipecat and LiveKit Agents need protobuf ≥ 5, the engine's MediaPipe protobuf 4): served from .venv."""
+    python = os.environ.get("AVATAR_RT_ENGINE_PYTHON", str(REPO / ".venv" / "bin" / "python"))
+    if not Path(python).exists():
+        pytest.skip(f"no engine interpreter at {python} (scripts/test.sh makes .venv; AVATAR_RT_ENGINE_PYTHON=…)")
+    srv = start_server("adapters-server.log", python=python)
+    yield srv
+    stop_server(srv)

@@ -241,3 +241,28 @@ def test_renderer_at_rest_returns_the_reference_exactly(portrait):
     assert out.shape == portrait.image.shape and out.dtype == np.uint8
     np.testing.assert_array_equal(out, portrait.image)
     assert out is not portrait.image  # a fresh frame: the encoder may not scribble on the reference
+
+
+def _quiet_frames(portrait, state: str | None, seconds: float = 8.0) -> list[OutputFrame]:
+    pipeline = FramePipeline(portrait, 25.0, renderer=PortraitRenderer(portrait))
+    pipeline.agent_state = state
+    frames, _ = run(pipeline, np.zeros(int(seconds * SAMPLE_RATE), np.int16), render=False)
+    return frames[25:]  # after the state's fade-in
+
+
+def test_between_replies_the_face_listens_and_thinking_looks_different(portrait):
+    """An agent's listening face nods and looks at the viewer; thinking looks up and aside; neither freezes."""
+    idle = _quiet_frames(portrait, None)
+    listening = _quiet_frames(portrait, "listening")
+    thinking = _quiet_frames(portrait, "thinking")
+    series = lambda frames, name: np.array([getattr(f.params, name) for f in frames])  # noqa: E731
+    # Nods: the listening head's pitch swings more than idle sway alone (small nods of ~2.5°).
+    assert np.ptp(series(listening, "head_pitch")) > np.ptp(series(idle, "head_pitch")) + 0.03
+    # Eyes on the viewer while listening, averted up while thinking.
+    assert np.abs(series(listening, "gaze_x")).mean() < 0.1 and np.abs(series(listening, "gaze_y")).mean() < 0.1
+    assert series(thinking, "gaze_y").mean() < -0.35 and np.abs(series(thinking, "gaze_x")).mean() > 0.35
+    assert series(thinking, "brow_furrow").mean() > 0.2 > series(listening, "brow_furrow").mean()
+    # Not frozen: the head moves frame to frame in every state, and the mouth stays shut in silence.
+    for frames in (listening, thinking):
+        assert np.abs(np.diff(series(frames, "head_pitch"))).max() > 1e-4
+        assert series(frames, "jaw_open").max() < 0.05

@@ -34,6 +34,8 @@
     metricsCount: 0,
     rttMs: null,
     mic: null, // "on" | "denied" | "unavailable"
+    agentState: null, // a voice agent's state (idle / listening / thinking / speaking) when one drives the session
+    agentEvents: [], // the agent's playback.* and agent.state events seen on the control channel
     error: null, // {code, message} of the last failure
     pc: null,
     start,
@@ -216,6 +218,10 @@
       // The server echoes our own clock back, so no clock sync is needed.
       if (typeof msg.t === "number") client.rttMs = performance.now() - msg.t;
       renderStats();
+    } else if (msg.type === "agent.state" || msg.type.startsWith("playback.")) {
+      // A voice agent drives this session (?session=…): what it is doing, for the page and its tests.
+      if (msg.type === "agent.state") client.agentState = msg.state;
+      client.agentEvents.push(msg.type);
     } else if (plugins.some((p) => p.message && p.message(msg))) {
       // A panel's reply (an edit.ack, say), handled there.
     } else if (msg.type === "error") {
@@ -264,11 +270,14 @@
     try {
       // Ask for the mic before creating the session so a slow permission prompt
       // does not hold one of the server's session slots.
-      micStream = await openMic();
+      // ?session=ID watches a session a voice agent drives (its audio is the agent's): no microphone.
+      micStream = watchSession ? null : await openMic();
       if (gen !== generation) return releaseMic();
 
       const avatarId = ui.avatarId.value.trim();
-      const session = await api("POST", "/v1/sessions", avatarId ? { avatar_id: avatarId } : {});
+      const session = watchSession
+        ? await api("GET", `/v1/sessions/${encodeURIComponent(watchSession)}`)
+        : await api("POST", "/v1/sessions", avatarId ? { avatar_id: avatarId } : {});
       if (gen !== generation) {
         deleteSession(session.session_id).catch(() => {});
         return releaseMic();
@@ -361,7 +370,7 @@
     const id = client.sessionId;
     client.sessionId = null;
     setState(typeof finalState === "string" ? finalState : "closed");
-    if (!id) return;
+    if (!id || watchSession) return; // a watched session belongs to its agent
     try {
       await deleteSession(id);
     } catch (e) {
@@ -385,6 +394,7 @@
   });
 
   const preset = new URLSearchParams(location.search).get("avatar_id");
+  const watchSession = new URLSearchParams(location.search).get("session");
   if (preset) ui.avatarId.value = preset;
   setState("idle");
 })();

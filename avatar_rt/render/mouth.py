@@ -20,17 +20,27 @@ import cv2
 import numpy as np
 
 from avatar_rt.avatar import landmarks as lm
+from avatar_rt.render.mouth_donor import donor_teeth
 from avatar_rt.render.mouth_synth import InteriorParts, over, similarity
 
+DRAWN_TEETH = ("procedural", "donor")  # for a photo without teeth of its own: mouth_synth.py or mouth_donor.py
 SEAM_DARKNESS = 0.45  # the line where pressed lips meet, as a share of the lip colour
 SEAM_FROM = 0.5  # the seam fades in over the second half of the closure (0 = rest gap, 1 = shut)
+# The shadow the upper lip casts just under itself, as a share of the light. Lighter over drawn teeth: with 0.22
+# (and their old colour) they rendered at 0.69 of the photo's white level, where a photo's own teeth render at
+# 0.97-1.0, and a dark, soft photo's interior fell under benchmarks/mouth_quality.py's texture floor.
+LIP_SHADOW = 0.22
+LIP_SHADOW_DRAWN_TEETH = 0.12
 
 
 class MouthInterior:
     def __init__(self, reference: np.ndarray, rest: np.ndarray, iod: float, photo: np.ndarray | None = None,
-                 photo_rest: np.ndarray | None = None):
+                 photo_rest: np.ndarray | None = None, drawn_teeth: str = "procedural"):
         """`photo`/`photo_rest`: the photo before its parted lips were closed (rest_mouth.py), whose own
-        teeth the opening mouth shows; None when the reference is the photo as it was."""
+        teeth the opening mouth shows; None when the reference is the photo as it was. `drawn_teeth`: for a
+        photo that shows none, "procedural" (mouth_synth.py) or "donor" (mouth_donor.py)."""
+        if drawn_teeth not in DRAWN_TEETH:
+            raise ValueError(f"drawn_teeth must be one of {DRAWN_TEETH}, got {drawn_teeth!r}")
         self.reference = reference
         self.iod = iod
         self.size = reference.shape[0]
@@ -40,6 +50,8 @@ class MouthInterior:
         self._rest_area = float(cv2.contourArea(rest_poly.astype(np.float32)))
         teeth_image = reference if photo is None else photo
         teeth_rest = rest if photo_rest is None else photo_rest[:, :2].astype(np.float32)
+        if drawn_teeth == "donor" and not self._shows_teeth(teeth_rest):
+            teeth_image, teeth_rest = donor_teeth(reference, rest)
         # An open mouth in the photo (a smile with teeth) splits where the upper
         # teeth end: above rides with the skull, below with the jaw.
         src_poly = lm.inner_mouth_polygon(teeth_rest)
@@ -61,9 +73,7 @@ class MouthInterior:
         # lower set where the photo's lower lip was (closing the lips moved the jaw, and them, up).
         self._teeth_anchor = (rest[list(lm.LIPS_INNER_UPPER[1:-1])], teeth_rest[list(lm.LIPS_INNER_LOWER[1:-1])])
         self._lower = np.array(lm.LIPS_INNER_LOWER)
-        mouth_w = float(np.linalg.norm(rest[lm.MOUTH_CORNERS[1]] - rest[lm.MOUTH_CORNERS[0]]))
-        src_area = float(cv2.contourArea(src_poly.astype(np.float32)))
-        self._synth_teeth = src_area < 0.04 * mouth_w**2  # the photo shows no teeth of its own
+        self._synth_teeth = not self._shows_teeth(teeth_rest)
         self._parts = InteriorParts(reference, rest, iod, teeth=self._synth_teeth)
         self._edges_rest = (rest[list(lm.LIPS_INNER_UPPER[1:-1])].astype(np.float64),
                             rest[list(lm.LIPS_INNER_LOWER[1:-1])].astype(np.float64))
@@ -76,6 +86,12 @@ class MouthInterior:
         self._rest_gap_mean = float(np.mean(self._rest_gaps[1:-1]))
         self._can_close = self._rest_gap_mean > 0.03 * iod
         self._lip_bgr = self._lower_lip_colour(reference, rest) if self._can_close else None
+
+    @staticmethod
+    def _shows_teeth(points: np.ndarray) -> bool:
+        """Whether lips at `points` are open enough to show teeth: an inner-lip area of 4 % of the mouth width²."""
+        mouth_w = float(np.linalg.norm(points[lm.MOUTH_CORNERS[1]] - points[lm.MOUTH_CORNERS[0]]))
+        return float(cv2.contourArea(lm.inner_mouth_polygon(points).astype(np.float32))) >= 0.04 * mouth_w**2
 
     @staticmethod
     def _gaps(points: np.ndarray) -> np.ndarray:
@@ -194,7 +210,8 @@ class MouthInterior:
         up = points[list(lm.LIPS_INNER_UPPER)]
         top = np.interp(xs, up[:, 0], up[:, 1]).astype(np.float32) - y0
         below = np.arange(h, dtype=np.float32)[:, None] - top[None, :]
-        shade = corner[None, :] * (1.0 - 0.22 * np.exp(-np.clip(below, 0, None) / max(1.0, 0.025 * self.iod)))
+        lip_shadow = LIP_SHADOW_DRAWN_TEETH if self._synth_teeth else LIP_SHADOW
+        shade = corner[None, :] * (1.0 - lip_shadow * np.exp(-np.clip(below, 0, None) / max(1.0, 0.025 * self.iod)))
         if self._synth_teeth:
             interior *= (shade * (1.0 - 0.25 * depth))[..., None]
         else:

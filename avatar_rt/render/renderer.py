@@ -16,7 +16,7 @@ from avatar_rt.avatar.reference import Portrait
 from avatar_rt.render import layers
 from avatar_rt.render.eyes import EyelidBlink
 from avatar_rt.render.iris import IrisLayer
-from avatar_rt.render.mouth import MouthInterior
+from avatar_rt.render.mouth import DRAWN_TEETH, MouthInterior
 from avatar_rt.render.warp import CpuWarpBackend, DenseWarp, WarpBackend
 from avatar_rt.rig.landmark_rig import RigPose
 
@@ -24,7 +24,8 @@ _IDENTITY = np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32)
 
 
 class PortraitRenderer:
-    def __init__(self, portrait: Portrait):
+    def __init__(self, portrait: Portrait, drawn_teeth: str = DRAWN_TEETH[0]):
+        """`drawn_teeth`: what an opening mouth shows on a photo without teeth of its own (mouth.DRAWN_TEETH)."""
         self.reference = portrait.image
         self.size = portrait.size
         self.rest = portrait.landmarks[:, :2].astype(np.float32)
@@ -36,7 +37,8 @@ class PortraitRenderer:
         self.iris = IrisLayer(self.reference, self.rest)
         self.source = self.iris.plate
         self.backend: WarpBackend = CpuWarpBackend(self.warp, self.source, self.alpha, self.background)
-        self.mouth = MouthInterior(self.reference, self.rest, iod, portrait.photo, portrait.photo_landmarks)
+        self.mouth = MouthInterior(self.reference, self.rest, iod, portrait.photo, portrait.photo_landmarks,
+                                   drawn_teeth)
         self.eyelids = EyelidBlink(iod, self.size)
 
     def _at_rest(self, pose: RigPose) -> bool:

@@ -19,6 +19,7 @@ from avatar_rt.edits.schema import MAX_EDIT_BYTES
 from avatar_rt.edits.store import EditStore
 from avatar_rt.errors import AvatarRtError, ImageError, LimitError, NotFoundError
 from avatar_rt.motion.factory import make_motion_model
+from avatar_rt.agent.routes import add_agent_routes
 from avatar_rt.server.avatars import AvatarStore
 from avatar_rt.server.session import Session
 
@@ -165,7 +166,7 @@ class AvatarServer:
         return web.json_response(session.describe(), status=201)
 
     def _reap_unused(self, session: Session) -> None:
-        if session.state == "new":
+        if session.state == "new" and session.agent is None:  # an agent-driven session is reaped by its socket
             asyncio.ensure_future(session.close())
 
     async def get_session(self, request: web.Request) -> web.Response:
@@ -269,4 +270,5 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_put("/v1/sessions/{session_id}/presets/{name}", server.preset_save)
     app.router.add_post("/v1/sessions/{session_id}/presets/{name}/apply", server.preset_apply)
     app.router.add_get("/v1/presets", server.presets)
+    add_agent_routes(app)
     return app

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from aiortc import RTCDataChannel
 
+from avatar_rt.agent.link import AGENT_TYPES
 from avatar_rt.errors import AvatarRtError
 from avatar_rt.server.edit_api import MESSAGE_TYPES as EDIT_TYPES
 
@@ -21,10 +22,13 @@ log = logging.getLogger(__name__)
 
 class ControlChannel:
     def __init__(self, channel: RTCDataChannel, snapshot: Callable[[], dict],
-                 on_edit: Callable[[str, dict], dict] | None = None):
+                 on_edit: Callable[[str, dict], dict] | None = None,
+                 on_agent: Callable[[dict | bytes], dict | None] | None = None):
         self.channel = channel
         self._snapshot = snapshot
         self._on_edit = on_edit
+        # The voice-agent protocol (avatar_rt.agent): its JSON messages and binary PCM; returns a reply or None.
+        self._on_agent = on_agent
         # Per-frame motion for 3D clients, off until asked for: {"arkit", "visemes", "params"}.
         self.motion_streams: set[str] = set()
         channel.on("message", self._on_message)
@@ -50,6 +54,9 @@ class ControlChannel:
         if len(raw) > MAX_MESSAGE_BYTES:
             self.error("message_too_large", f"messages are limited to {MAX_MESSAGE_BYTES} bytes")
             return
+        if isinstance(raw, bytes) and self._on_agent is not None:
+            self._reply(self._on_agent(raw))
+            return
         if isinstance(raw, bytes):
             self.error("bad_message", "control messages are JSON text, not binary")
             return
@@ -65,14 +72,21 @@ class ControlChannel:
         if self._on_edit is not None and kind in EDIT_TYPES:
             self._edit(kind, msg)
             return
+        if self._on_agent is not None and kind in AGENT_TYPES:
+            self._reply(self._on_agent(msg))
+            return
         handler = {"ping": self._ping, "metrics": lambda m: self.push_metrics(),
                    "subscribe": self._subscribe}.get(kind)
         if handler is None:
-            known = ", ".join(("ping", "metrics", "subscribe") + EDIT_TYPES)
+            known = ", ".join(("ping", "metrics", "subscribe") + EDIT_TYPES + AGENT_TYPES)
             request_id = msg.get("id") if isinstance(msg.get("id"), (int, str)) else None
             self.error("unknown_type", f"unknown message type {kind[:64]!r}; known: {known}", request_id)
             return
         handler(msg)
+
+    def _reply(self, reply: dict | None) -> None:
+        if reply is not None:
+            self.send(reply)
 
     def _edit(self, kind: str, msg: dict) -> None:
         request_id = msg.get("id") if isinstance(msg.get("id"), (int, str)) else None

@@ -60,10 +60,14 @@ class Session:
         self.video = PipelineVideoTrack(fps, on_sent=self.metrics.frame_sent)
         self.audio = PipelineAudioTrack()
         self.control: ControlChannel | None = None
+        # A voice agent's link (avatar_rt.agent.attach) once one drives this session: then its segments, not the
+        # microphone, are the session's audio.
+        self.agent = None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"render-{self.session_id[:6]}")
         self._tasks: set[asyncio.Task] = set()
         self._closed = asyncio.Event()
         self.on_closed: list = []
+        self._clock_started = False
 
     def describe(self) -> dict:
         return {
@@ -135,7 +139,7 @@ class Session:
         @pc.on("datachannel")
         def on_datachannel(channel) -> None:
             if channel.label == "control" and self.control is None:
-                self.control = ControlChannel(channel, self.snapshot, self.edit)
+                self.control = ControlChannel(channel, self.snapshot, self.edit, on_agent=self._agent_message)
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -158,9 +162,20 @@ class Session:
             pc.addTrack(self.audio)
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
-        self._spawn(self._frame_loop())
-        self._spawn(self._metrics_loop())
+        self.start_clock()
         return pc.localDescription
+
+    def start_clock(self) -> None:
+        """Start the frame loop (once): at the first viewer, or when an agent attaches before any viewer."""
+        if not self._clock_started:
+            self._clock_started = True
+            self._spawn(self._frame_loop())
+            self._spawn(self._metrics_loop())
+
+    def _agent_message(self, msg):
+        from avatar_rt.agent.attach import control_message
+
+        return control_message(self, msg)
 
     async def _consume(self, track: MediaStreamTrack) -> None:
         while True:
@@ -168,7 +183,7 @@ class Session:
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            if track.kind == "audio":
+            if track.kind == "audio" and self.agent is None:
                 for chunk in self.ingress.push_frame(frame):
                     self.jitter.push(chunk)
 
@@ -193,13 +208,18 @@ class Session:
                 if late > MAX_CATCH_UP_S:
                     anchor = loop.time() - n * period
                     late = 0.0
-                audio, arrival = self.jitter.pop(self.pipeline.samples_for_step())
+                if self.agent is not None:
+                    audio, arrival = self.agent.pull(self.pipeline.samples_for_step()), None
+                else:
+                    audio, arrival = self.jitter.pop(self.pipeline.samples_for_step())
                 render = late < 1.5 * period
                 out, video_frame = await loop.run_in_executor(
                     self._worker, functools.partial(self._render_step, audio, arrival, render, time.monotonic()))
                 n += 1
                 if out is None:
                     continue
+                if self.agent is not None:  # a frame pulled before a barge-in leaves silent
+                    out.audio = self.agent.frame_out(out.audio, out.index / self.fps)
                 self.metrics.speech = out.speech
                 if self.control is not None:
                     self.control.push_motion(out.index, self.fps, out.params)

@@ -1,0 +1,220 @@
+"""A long agent call: do lips and the returned voice stay together, and does buffered audio stay flat?
+
+Starts the real server in this process, attaches an agent over the WebSocket and a real
+aiortc viewer over WHEP, then plays a call for `--minutes`: espeak-ng replies pushed in
+bursts 3× faster than real time, pauses of 1-4 s between them, and every fourth reply
+interrupted (`clear`) at a random point. Measured:
+
+* lips vs returned voice at the viewer, in the first and the last minute: the mouth
+  signal is the darkness of the received video's mouth box (an open mouth shows its dark
+  interior), the voice signal the received audio's envelope, both on their arrival times;
+  the offset is the shift that maximises their correlation (±300 ms searched, 10 ms grid;
+  positive = lips after voice);
+* the same on the server's side of the wire: when aiortc's senders took each video frame and
+  the audio of the same media time from the session's tracks (video after audio = positive);
+* buffered audio on the server (queued segment audio, the outgoing audio track's queue),
+  sampled every second: its maximum in the first and the last two minutes.
+
+    python benchmarks/agent_call.py [--minutes 10] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from agent_common import report, serve_in_process, tts  # benchmarks/agent_common.py, beside this script
+
+REPLIES = (
+    "Thank you for calling Orbit Outfitters. How can I help you today?",
+    "Let me check. Your order shipped yesterday and should arrive on Tuesday.",
+    "I'm sorry to hear that. I can start a return for you right now.",
+    "The refund reaches your card within five working days of the return.",
+    "Is there anything else I can help you with about your account?",
+    "You can also track the parcel on our website with the number I sent you.",
+    "Of course. I have updated the delivery address to the one you gave me.",
+    "Thanks for your patience, and have a wonderful day.",
+)
+
+
+def handoff_offsets(handoffs: dict, t0: float, t1: float) -> dict:
+    """For each video frame handed to its sender in [t0, t1): its hand-off time minus that of its media time's audio."""
+    audio = sorted(handoffs["audio"])
+    if len(audio) < 10:
+        return {}
+    at, ah = np.array([m for m, _ in audio]), np.array([h for _, h in audio])
+    offs = [1000 * (h - np.interp(m, at, ah)) for m, h in handoffs["video"] if t0 <= h < t1 and at[0] <= m <= at[-1]]
+    if not offs:
+        return {}
+    return {"median_ms": round(float(np.median(offs)), 1), "p5_ms": round(float(np.percentile(offs, 5)), 1),
+            "p95_ms": round(float(np.percentile(offs, 95)), 1), "frames": len(offs)}
+
+
+def lips_vs_voice(video: list[tuple[float, float]], audio: list[tuple[float, np.ndarray]], t0: float,
+                  t1: float) -> dict:
+    """Offset (ms) maximising corr(mouth darkness(t), voice envelope(t - offset)) within [t0, t1)."""
+    vt = np.array([t for t, _ in video if t0 <= t < t1])
+    vm = np.array([m for t, m in video if t0 <= t < t1])
+    at, ae = [], []
+    for t, pcm in audio:
+        if t0 - 1 <= t < t1 + 1:
+            for k in range(0, len(pcm), 160):  # 10 ms envelope; the frame's last sample arrived at t
+                chunk = pcm[k:k + 160].astype(np.float64)
+                at.append(t - (len(pcm) - k - 80) / 16000)
+                ae.append(np.sqrt(np.mean(chunk * chunk)))
+    if len(vt) < 100 or len(at) < 100:
+        return {"frames": int(len(vt)), "error": "too little media in the window"}
+    at, ae = np.array(at), np.array(ae)
+    order = np.argsort(at)
+    at, ae = at[order], ae[order]
+    grid = np.arange(t0 + 0.5, t1 - 0.5, 0.01)
+    mouth = np.interp(grid, vt, vm)
+    best, corrs = None, []
+    for off_ms in range(-300, 301, 10):
+        env = np.interp(grid - off_ms / 1000, at, ae)
+        c = float(np.corrcoef(mouth, env)[0, 1])
+        corrs.append(c)
+        if best is None or c > best[1]:
+            best = (off_ms, c)
+    return {"offset_ms": best[0], "corr": round(best[1], 3), "corr_at_pm300ms": [round(corrs[0], 3),
+                                                                                  round(corrs[-1], 3)],
+            "frames": int(len(vt)), "fps": round(len(vt) / (t1 - t0), 1)}
+
+
+async def run(minutes: float, seed: int) -> dict:
+    import aiohttp
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+    from aiortc.mediastreams import MediaStreamError
+
+    from avatar_rt.client import AvatarClient
+
+    rng = random.Random(seed)
+    voices = [tts(text) for text in REPLIES]
+    rate = voices[0][1]
+    async with serve_in_process() as (app, base):
+        video: list[tuple[float, float]] = []
+        audio: list[tuple[float, np.ndarray]] = []
+        buffered: list[tuple[float, float, int]] = []
+        async with AvatarClient(base) as client:
+            session = await client.create_session()
+            x0, y0, x1, y1 = session.raw["avatar"]["mouth_box"]
+            server_session = app["server"].sessions[session.session_id]
+            handoffs: dict[str, list[tuple[float, float]]] = {"video": [], "audio": []}
+
+            def log_handoff(track, kind: str, clock: int) -> None:
+                recv = track.recv
+
+                async def logged():
+                    frame = await recv()
+                    handoffs[kind].append((frame.pts / clock, time.monotonic()))  # (media time, hand-off time)
+                    return frame
+
+                track.recv = logged
+
+            log_handoff(server_session.video, "video", 90_000)
+            log_handoff(server_session.audio, "audio", 16_000)
+            pc = RTCPeerConnection()
+            pc.addTransceiver("video", direction="recvonly")
+            pc.addTransceiver("audio", direction="recvonly")
+
+            async def read(track):
+                import av
+
+                resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
+                while True:
+                    try:
+                        frame = await track.recv()
+                    except MediaStreamError:
+                        return
+                    now = time.monotonic()
+                    if track.kind == "video":
+                        luma = frame.to_ndarray(format="gray")[y0:y1, x0:x1]
+                        video.append((now, -float(luma.mean())))
+                    else:
+                        for f in resampler.resample(frame):
+                            audio.append((now, f.to_ndarray().reshape(-1)))
+
+            tasks = []
+            pc.on("track", lambda t: tasks.append(asyncio.ensure_future(read(t))))
+            await pc.setLocalDescription(await pc.createOffer())
+            async with aiohttp.ClientSession() as http:
+                async with http.post(f"{base}/v1/sessions/{session.session_id}/whep", data=pc.localDescription.sdp,
+                                     headers={"Content-Type": "application/sdp"}) as resp:
+                    answer = await resp.text()
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+            async def sample_buffers():
+                while True:
+                    link = server_session.agent
+                    if link is not None:
+                        buffered.append((time.monotonic(), link.player.buffered_samples / 16000,
+                                         server_session.audio._queue.qsize()))
+                    await asyncio.sleep(1.0)
+
+            sampler = asyncio.create_task(sample_buffers())
+            async with await client.connect_agent(session.session_id, sample_rate=rate) as agent:
+                await asyncio.sleep(2.0)
+                start = time.monotonic()
+                end = start + minutes * 60
+                replies = interrupted = 0
+                while time.monotonic() < end - 5:
+                    pcm, _ = voices[replies % len(voices)]
+                    segment = await agent.start_segment(f"r{replies}")
+                    chunk = rate // 5  # 200 ms of TTS at a time, 3× faster than real time
+                    cut = replies % 4 == 3
+                    cut_at = time.monotonic() + rng.uniform(0.5, 2.0) if cut else None
+                    for i in range(0, len(pcm), chunk):
+                        await agent.push_audio(pcm[i:i + chunk])
+                        await asyncio.sleep(0.2 / 3)
+                    await agent.end_segment(segment)
+                    if cut:
+                        await asyncio.sleep(max(0.0, cut_at - time.monotonic()))
+                        await agent.clear()
+                        interrupted += 1
+                    await agent.wait_finished(segment, timeout=60)
+                    replies += 1
+                    await agent.set_state("listening")
+                    await asyncio.sleep(rng.uniform(1.0, 4.0))
+                    print(f"\r{(time.monotonic() - start) / 60:.1f}/{minutes:g} min, {replies} replies",
+                          end="", file=sys.stderr, flush=True)
+                print(file=sys.stderr)
+                stop = time.monotonic()
+            sampler.cancel()
+            await pc.close()
+            for t in tasks:
+                t.cancel()
+
+    def peak(t0: float, t1: float) -> dict:
+        inside = [(b, q) for t, b, q in buffered if t0 <= t < t1]
+        return {"max_buffered_s": round(max(b for b, _ in inside), 2),
+                "max_audio_track_queue": max(q for _, q in inside)} if inside else {}
+
+    return {
+        "minutes": round((stop - start) / 60, 2), "replies": replies, "interrupted": interrupted,
+        "lips_vs_voice_first_minute": lips_vs_voice(video, audio, start, start + 60),
+        "lips_vs_voice_last_minute": lips_vs_voice(video, audio, stop - 60, stop),
+        "server_handoff_video_minus_audio_first_minute": handoff_offsets(handoffs, start, start + 60),
+        "server_handoff_video_minus_audio_last_minute": handoff_offsets(handoffs, stop - 60, stop),
+        "buffers_first_2_min": peak(start, start + 120), "buffers_last_2_min": peak(stop - 120, stop),
+        "video_frames_received": len(video),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10.0, help="length of the call (default 10)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    report("agent_call", asyncio.run(run(args.minutes, args.seed)), args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
