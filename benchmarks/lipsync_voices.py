@@ -380,12 +380,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.perf_counter()
     utts = voicesets.evaluation_set(a.cache, a.per_voice, progress=not a.quiet)
-    rows = evaluate_voices(utts, a.fps, lambda: LipSyncModel(a.fps, session=session), progress=not a.quiet)
+    def make_lipsync() -> LipSyncModel:
+        return LipSyncModel(a.fps, session=session, engines_dir=a.engines)  # its phone model beside it, if any
+
+    rows = evaluate_voices(utts, a.fps, make_lipsync, progress=not a.quiet)
     rendered = None
     if a.render_real > 0:
         from avatar_rt.avatar.reference import DEFAULT_PORTRAIT, load_portrait
 
-        rendered = render_closures(render_subset(utts, a.render_real), a.fps, lambda: LipSyncModel(a.fps, session=session),
+        rendered = render_closures(render_subset(utts, a.render_real), a.fps, make_lipsync,
                                    load_portrait(DEFAULT_PORTRAIT), progress=not a.quiet)
     verdict = judge(rows, rendered)
     report(rows, verdict, rendered)

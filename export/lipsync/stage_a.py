@@ -31,7 +31,7 @@ T outputs out, and the state in and out:
 | input | shape | |
 |---|---|---|
 | `mel` | (1, T, 80) | normalised log-mel frames (avatar_rt.audio.features), oldest first |
-| `phones` | (1, T, 42) | with `Config.phones`: normalised log phone posteriors, row t beside mel frame t, 5 hops late (avatar_rt.audio.phone_features) |
+| `phones` | (1, T, 42) | (`Config.phones`) log phone posteriors, 5 hops late (avatar_rt.audio.phone_features) |
 | `state_conv0` | (1, 80 + 42, 2) | the last 2 input frames (channels first; 80 without `phones`) |
 | `state_conv1` | (1, C, 4) | the last 4 frames entering the dilation-2 conv |
 | `state_conv2` | (1, C, 8) | the last 8 frames entering the dilation-4 conv |
