@@ -93,21 +93,29 @@ class NoiseRemoval:
         return np.where(buf >= floor, 0.995 * floor + 0.005 * buf, 0.5 * floor + 0.5 * buf)
 
     def __call__(self, mel: np.ndarray) -> np.ndarray:
+        """(n, N_FILT) mel power frames, oldest first → the same frames with the gain applied. The three
+        recursions (noise, floor, peak) run frame by frame; the gain, which needs only their outputs, runs on all
+        frames at once (the same arithmetic as frame by frame, so the same numbers)."""
+        mel = np.asarray(mel, np.float64)
+        if len(mel) == 0:
+            return mel.copy()
         if self.power is None:
-            self.power, self.noise, self.floor = mel.copy(), mel / 20.0, mel / 20.0
+            self.power, self.noise, self.floor = mel[0].copy(), mel[0] / 20.0, mel[0] / 20.0
             self.peak = np.zeros(self.n)
-        self.power = 0.7 * self.power + 0.3 * mel
-        self.noise = self._envelope(self.power, self.noise)
-        signal = np.maximum(self.power - self.noise, 1.0)
-        self.floor = self._envelope(signal, self.floor)
-        cur = signal.copy()
-        self.peak = self.peak * 0.85
-        signal = np.where(signal < 0.85 * self.peak, self.peak * 0.2, signal)
-        self.peak = np.maximum(self.peak, cur)
-        signal = np.maximum(signal, self.floor)
-        gain = np.where(signal < 20.0 * self.power, signal / np.maximum(self.power, 1e-30), 20.0)
+        power, signal, floor = np.empty_like(mel), np.empty_like(mel), np.empty_like(mel)
+        for t, m in enumerate(mel):
+            self.power = 0.7 * self.power + 0.3 * m
+            self.noise = self._envelope(self.power, self.noise)
+            sig = np.maximum(self.power - self.noise, 1.0)
+            self.floor = self._envelope(sig, self.floor)
+            self.peak = self.peak * 0.85
+            signal[t] = np.where(sig < 0.85 * self.peak, self.peak * 0.2, sig)
+            self.peak = np.maximum(self.peak, sig)
+            power[t], floor[t] = self.power, self.floor
+        signal = np.maximum(signal, floor)
+        gain = np.where(signal < 20.0 * power, signal / np.maximum(power, 1e-30), 20.0)
         gain = np.maximum(gain, 1.0 / 20.0)
-        return mel * (self.smooth @ gain)
+        return mel * (gain @ self.smooth.T)
 
 
 class CepstrumStream:
@@ -139,7 +147,7 @@ class CepstrumStream:
         spec = np.abs(np.fft.rfft(frames, N_FFT)) ** 2
         mel = spec @ self.fb
         if self.noise is not None:
-            mel = np.stack([self.noise(m) for m in mel])
+            mel = self.noise(mel)
         return np.log(mel + LOG_FLOOR) @ self.dct
 
 
