@@ -41,9 +41,9 @@ DATA_S_PER_UTT = 0.012
 STAGE_A_S_PER_UTT_EPOCH = 0.038  # C 256 / H 384, bf16, batches built one ahead: 4 661 s for 6 800 × 18
 STAGE_B_S = 570.0
 # The phone-posterior input's front end, per training utterance and epoch (CPU the batch builder takes from torch):
-# an ESTIMATE, not a full run — 1.5–3.1× the mel path's batch cost measured side by side at load 8–14
-# (docs/lipsync.md), times its 0.3 s per batch of 16 on a quiet machine. Re-measure from the next full run.
-PHONES_S_PER_UTT_EPOCH = 0.031
+# an ESTIMATE, not a full run — the fastest of 7 passes over 16 tiny-dataset utterances (5 946 frames) at load ~5:
+# 0.684 s (log-mel 0.055 s), i.e. 0.043 s an utterance (docs/lipsync.md). Re-measure from the next full run.
+PHONES_S_PER_UTT_EPOCH = 0.043
 
 
 def _dataset_matches(work: Path, n: int, seed: int) -> bool:
