@@ -1,4 +1,4 @@
-"""`avatar-rt`: serve the engine over WebRTC, or render a WAV to an MP4 offline."""
+"""`avatar-rt`: serve the engine over WebRTC, render a WAV to an MP4 offline, or benchmark a server."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from avatar_rt.avatar.reference import DEFAULT_PORTRAIT
+from avatar_rt.bench.command import add_parser as add_bench_parser
 from avatar_rt.motion.factory import BEHAVIOUR_KINDS
 
 
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--size", type=_size, default=512, help="width and height in pixels (default: 512)")
     render.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
     render.set_defaults(usage_error=render.error)
+    add_bench_parser(sub)
     return parser
 
 
@@ -174,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from avatar_rt.errors import AvatarRtError
 
+    if args.command == "bench":
+        from avatar_rt.bench.command import run as run_bench
+
+        return run_bench(args)
     try:
         return _serve(args) if args.command == "serve" else _render(args)
     except AvatarRtError as exc:

@@ -51,10 +51,12 @@ def _decode_audio(path: str | Path) -> DecodedAudio:
         pcm16, keep = [], []
         for frame in container.decode(stream):
             frame.pts = None
-            for f in to16k.resample(frame):
-                pcm16.append(f.to_ndarray().reshape(-1))
+            # to_mux first: when the input already is s16 mono 16 kHz, to16k passes the frame through and it
+            # cannot be resampled again ("Invalid argument" on every 16 kHz mono WAV).
             for f in to_mux.resample(frame):
                 keep.append(f.to_ndarray().reshape(-1))
+            for f in to16k.resample(frame):
+                pcm16.append(f.to_ndarray().reshape(-1))
         for f in to16k.resample(None):
             pcm16.append(f.to_ndarray().reshape(-1))
         for f in to_mux.resample(None):

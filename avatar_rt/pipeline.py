@@ -46,10 +46,14 @@ class FrameTimings:
     """Per-stage wall-clock stamps (time.monotonic), so latency can be attributed."""
 
     audio_arrival: float | None = None  # when the newest sample of this frame's audio reached the server
+    consumed: float | None = None  # the tick that took this frame's audio (lookahead_frames ticks before `tick`)
     tick: float = 0.0  # when the clock asked for this frame
     motion_done: float = 0.0
+    rig_done: float = 0.0
     render_done: float = 0.0
+    converted: float | None = None  # when the image became an encoder-ready YUV frame
     sent: float | None = None  # when the transport took the frame
+    encoded: float | None = None  # when the transport had encoded and sent it and asked for the next
 
 
 @dataclass
@@ -108,8 +112,8 @@ class FramePipeline:
         self.presence = AgentPresence(fps)
         self._release_until = -1  # output frames below this index are released towards rest (barge-in)
         self._last_articulation = np.zeros(len(ARTICULATION_INDEX), np.float32)
-        # Audio (and its arrival time) waiting for its frame to come out of the motion model.
-        self._delay: deque[tuple[np.ndarray, float | None, bool]] = deque()
+        # Audio (its arrival time, the tick that took it) waiting for its frame to come out of the motion model.
+        self._delay: deque[tuple[np.ndarray, float | None, bool, float]] = deque()
 
     @property
     def lookahead_frames(self) -> int:
@@ -132,8 +136,9 @@ class FramePipeline:
         self.rig = LandmarkRig(portrait)
         self._glasses = None
 
-    def _render(self, params: MotionParams, t: float, glasses: float) -> np.ndarray:
+    def _render(self, params: MotionParams, t: float, glasses: float, timings: FrameTimings) -> np.ndarray:
         pose = self.rig.pose(params)
+        timings.rig_done = time.monotonic()
         image = self.renderer.render(pose)
         if glasses > 0.01:
             if self._glasses is None:
@@ -162,8 +167,8 @@ class FramePipeline:
 
     def _apply_interrupt(self) -> None:
         self._interrupt_requested = False
-        for i, (audio, arrival, _speech) in enumerate(self._delay):
-            self._delay[i] = (np.zeros_like(audio), arrival, False)
+        for i, (audio, arrival, _speech, consumed) in enumerate(self._delay):
+            self._delay[i] = (np.zeros_like(audio), arrival, False, consumed)
         self._release_until = self._step + RELEASE_MARGIN_FRAMES
 
     def _release(self, params: MotionParams, index: int) -> MotionParams:
@@ -204,11 +209,11 @@ class FramePipeline:
             self._apply_interrupt()
         speech = self.vad.push(audio)
         params = self.motion.step(audio, speech)
-        self._delay.append((audio, arrival, speech))
+        self._delay.append((audio, arrival, speech, timings.tick))
         self._step += 1
         if len(self._delay) <= self.lookahead_frames:
             return None
-        out_audio, out_arrival, out_speech = self._delay.popleft()
+        out_audio, out_arrival, out_speech, timings.consumed = self._delay.popleft()
         index = self._step - 1 - self.lookahead_frames
         t = index / self.fps
         if self._incoming is not None:
@@ -230,7 +235,7 @@ class FramePipeline:
         params = self._release(params, index)
         timings.audio_arrival = out_arrival
         timings.motion_done = time.monotonic()
-        image = self._render(params, t, glasses) if render else None
+        image = self._render(params, t, glasses, timings) if render else None
         timings.render_done = time.monotonic()
         return OutputFrame(index=index, image=image, audio=out_audio, speech=out_speech, params=params,
                            timings=timings)

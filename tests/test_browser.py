@@ -12,6 +12,7 @@ reconnect.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -171,11 +172,13 @@ def _inbound_audio_packets(page) -> int:
     )
 
 
-def test_browser_session_speaks(server, tmp_path):
-    wav = _speech_wav(tmp_path / "speech.wav")
+@contextlib.contextmanager
+def chromium_page(failure_screenshot: Path, *extra_args: str):
+    """A 1280×720 page in headless Chromium with a fake microphone and camera (a beep and a test
+    pattern unless `extra_args` name a file for them). If the block fails, the page's console is
+    printed and a screenshot saved to `failure_screenshot`."""
     ARTIFACTS.mkdir(exist_ok=True)
     console: list[str] = []
-
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
@@ -191,22 +194,28 @@ def test_browser_session_speaks(server, tmp_path):
                 "--disable-sync",
                 "--use-fake-ui-for-media-stream",
                 "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={wav}",
+                *extra_args,
             ],
         )
         try:
-            # Wide enough for the stage and both panels side by side (the README screenshot).
+            # Wide enough for the stage and both panels side by side (the README screenshots).
             page = browser.new_page(viewport={"width": 1280, "height": 720})
             page.on("console", lambda m: console.append(f"[{m.type}] {m.text}"))
             page.on("pageerror", lambda e: console.append(f"[pageerror] {e}"))
             try:
-                _drive(page, server.base_url)
+                yield page
             except BaseException:
                 print("browser console:\n  " + "\n  ".join(console or ["(empty)"]))
-                page.screenshot(path=str(ARTIFACTS / "browser.png"))
+                page.screenshot(path=str(failure_screenshot))
                 raise
         finally:
             browser.close()
+
+
+def test_browser_session_speaks(server, tmp_path):
+    wav = _speech_wav(tmp_path / "speech.wav")
+    with chromium_page(ARTIFACTS / "browser.png", f"--use-file-for-fake-audio-capture={wav}") as page:
+        _drive(page, server.base_url)
 
 
 def _client(page) -> dict:
@@ -217,18 +226,22 @@ def _client(page) -> dict:
     )
 
 
-def _drive(page, base_url: str) -> None:
-    page.goto(base_url + "/")
-    page.wait_for_function("window.avatarClient && window.avatarClient.state === 'idle'")
-
-    # A real click, as a person would: it also counts as the user gesture that
-    # lets the browser play the avatar's voice.
+def start_call(page) -> dict:
+    """Press Start, as a person would (the click is also the user gesture that lets the
+    browser play the avatar's voice); returns the client's state once connected."""
     page.click("#start")
     try:
         page.wait_for_function("window.avatarClient.state === 'connected'", timeout=30_000)
     except Exception:
         pytest.fail(f"page never reached 'connected': {_client(page)}")
-    c = _client(page)
+    return _client(page)
+
+
+def _drive(page, base_url: str) -> None:
+    page.goto(base_url + "/")
+    page.wait_for_function("window.avatarClient && window.avatarClient.state === 'idle'")
+
+    c = start_call(page)
     assert c["mic"] == "on", c
     assert c["error"] is None, c
     session_id = c["sessionId"]

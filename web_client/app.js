@@ -41,6 +41,7 @@
     start,
     stop,
     use,
+    api, // for the other panels (avatars.js): errors come as {status, code, message}
   };
   window.avatarClient = client;
 
@@ -67,9 +68,13 @@
     }
   }
 
+  // `body`: an object, sent as JSON, or a Blob (a photo), sent as it is with its own type.
   async function api(method, path, body) {
     const init = { method, headers: {} };
-    if (body !== undefined) {
+    if (body instanceof Blob) {
+      init.headers["Content-Type"] = body.type || "application/octet-stream";
+      init.body = body;
+    } else if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }

@@ -90,6 +90,31 @@ class EditStore:
                                    (avatar_id,)).fetchone()
         return (row[0], row[1]) if row else None
 
+    def has_avatar(self, avatar_id: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM avatars WHERE avatar_id = ?", (avatar_id,)).fetchone() is not None
+
+    def avatar_rows(self, suffix: str = "") -> list[tuple[str, float]]:
+        """(avatar_id, uploaded at) of every stored avatar whose id ends with `suffix`, newest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT avatar_id, created FROM avatars ORDER BY created DESC, avatar_id").fetchall()
+        return [(r[0], float(r[1])) for r in rows if r[0].endswith(suffix)]
+
+    def delete_avatar(self, avatar_id: str) -> bool:
+        """The avatar, its analysis, its edits and their history, in one transaction; False if it was not stored."""
+        with self._lock:
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                found = cur.execute("DELETE FROM avatars WHERE avatar_id = ?", (avatar_id,)).rowcount > 0
+                for table in ("analyses", "edits", "history"):
+                    cur.execute(f"DELETE FROM {table} WHERE avatar_id = ?", (avatar_id,))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return found
+
     # --- edits -----------------------------------------------------------
     def load(self, avatar_id: str) -> tuple[EditState, int]:
         with self._lock:

@@ -20,7 +20,9 @@ from avatar_rt.edits.store import EditStore
 from avatar_rt.errors import AvatarRtError, ImageError, LimitError, NotFoundError
 from avatar_rt.motion.factory import make_motion_model
 from avatar_rt.agent.routes import add_agent_routes
+from avatar_rt.server.avatar_routes import add_avatar_routes
 from avatar_rt.server.avatars import AvatarStore
+from avatar_rt.server.process_stats import process_stats
 from avatar_rt.server.session import Session
 
 log = logging.getLogger(__name__)
@@ -236,6 +238,7 @@ class AvatarServer:
             "load1": load1,
             "fps_target": self.config.fps,
             "sessions": {sid: {"state": s.state, **s.snapshot()} for sid, s in self.sessions.items()},
+            "process": process_stats(),
         })
 
     async def index(self, request: web.Request) -> web.StreamResponse:
@@ -271,4 +274,5 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_post("/v1/sessions/{session_id}/presets/{name}/apply", server.preset_apply)
     app.router.add_get("/v1/presets", server.presets)
     add_agent_routes(app)
+    add_avatar_routes(app, server)  # list, thumbnail, delete (the web client's gallery)
     return app

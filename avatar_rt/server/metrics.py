@@ -1,4 +1,19 @@
-"""Rolling per-session measurements: fps, latency by stage, drops."""
+"""Rolling per-session measurements: fps, latency by stage, drops.
+
+Stages, in the order a sample of speech passes through them (all wall-clock ms, one value per frame
+except ingress, which is per received audio packet):
+
+  ingress    RTP packet arrival → decoded 16 kHz chunk in the jitter buffer (aiortc's own audio
+             jitter buffer, Opus decode, resampling)
+  jitter     decoded → taken by the frame clock (our jitter buffer, and waiting for the next frame tick)
+  lookahead  taken by the clock → its frame comes out of the motion model (the model's future context)
+  motion     VAD, features, motion model, idle behaviour and edits for the frame
+  rig        motion parameters → 3D landmarks
+  render     warp, mouth, composite
+  convert    BGR → YUV 4:2:0 encoder-ready frame
+  queue      waiting for the transport to take the frame
+  encode     VP8 encode, packetize and send (the transport asks for the next frame when done)
+"""
 
 from __future__ import annotations
 
@@ -10,6 +25,7 @@ import numpy as np
 from avatar_rt.pipeline import FrameTimings
 
 WINDOW = 250  # frames: ten seconds at 25 fps
+STAGES = ("ingress", "jitter", "lookahead", "motion", "rig", "render", "convert", "queue", "encode")
 
 
 def _pcts(values: deque[float], *qs: int) -> dict[str, float | None]:
@@ -27,7 +43,13 @@ class SessionMetrics:
         self._latency_ms: deque[float] = deque(maxlen=WINDOW)
         self._render_ms: deque[float] = deque(maxlen=WINDOW)
         self._queue_ms: deque[float] = deque(maxlen=WINDOW)
+        self._stages: dict[str, deque[float]] = {s: deque(maxlen=WINDOW) for s in STAGES}
+        self._to_encoded_ms: deque[float] = deque(maxlen=WINDOW)
         self.speech = False
+
+    def packet_decoded(self, packet_arrival: float, decoded: float) -> None:
+        """One received audio packet reached the jitter buffer."""
+        self._stages["ingress"].append(1000.0 * (decoded - packet_arrival))
 
     def frame_sent(self, timings: FrameTimings) -> None:
         now = time.monotonic() if timings.sent is None else timings.sent
@@ -37,6 +59,24 @@ class SessionMetrics:
         self._queue_ms.append(1000.0 * (now - timings.render_done))
         if timings.audio_arrival is not None:
             self._latency_ms.append(1000.0 * (now - timings.audio_arrival))
+
+    def frame_encoded(self, timings: FrameTimings) -> None:
+        """The transport encoded and sent the frame: every stage of it is known now."""
+        stamps = {
+            "jitter": (timings.audio_arrival, timings.consumed),
+            "lookahead": (timings.consumed, timings.tick),
+            "motion": (timings.tick, timings.motion_done),
+            "rig": (timings.motion_done, timings.rig_done),
+            "render": (timings.rig_done, timings.render_done),
+            "convert": (timings.render_done, timings.converted),
+            "queue": (timings.converted, timings.sent),
+            "encode": (timings.sent, timings.encoded),
+        }
+        for stage, (start, end) in stamps.items():
+            if start is not None and end is not None:
+                self._stages[stage].append(1000.0 * (end - start))
+        if timings.audio_arrival is not None and timings.encoded is not None:
+            self._to_encoded_ms.append(1000.0 * (timings.encoded - timings.audio_arrival))
 
     def fps(self, window_s: float = 2.0) -> float:
         now = time.monotonic()
@@ -54,4 +94,7 @@ class SessionMetrics:
             "latency_ms": _pcts(self._latency_ms, 50, 95),
             "render_ms": _pcts(self._render_ms, 50, 99),
             "queue_ms": _pcts(self._queue_ms, 50, 95),
+            # Decoded audio arrival → frame encoded and sent, and each stage of it (ingress precedes "arrival").
+            "encoded_latency_ms": _pcts(self._to_encoded_ms, 50, 95, 99),
+            "stages_ms": {stage: _pcts(values, 50, 95, 99) for stage, values in self._stages.items()},
         }

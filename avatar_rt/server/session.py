@@ -2,7 +2,7 @@
 
 The frame loop is the session's clock. Every 1/fps seconds it takes exactly one
 frame's worth of audio from the jitter buffer (silence if none came), runs the
-pipeline on a worker thread, and hands the frame and its audio slice to the
+pipeline on the shared render pool, and hands the frame and its audio slice to the
 outgoing tracks. When the machine falls behind it skips rendering (the audio
 keeps flowing) until it is back on time, so latency never accumulates.
 """
@@ -15,13 +15,12 @@ import functools
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from avatar_rt.audio.ingress import AudioIngress
-from avatar_rt.audio.jitter import AudioJitterBuffer
+from avatar_rt.audio.adaptive_jitter import AdaptiveJitterBuffer
 from avatar_rt.edits.engine import EditEngine
 from avatar_rt.edits.store import EditStore
 from avatar_rt.errors import AvatarRtError
@@ -30,7 +29,9 @@ from avatar_rt.pipeline import FramePipeline, OutputFrame
 from avatar_rt.server.avatars import Avatar, AvatarStore
 from avatar_rt.server.control import ControlChannel
 from avatar_rt.server.metrics import SessionMetrics
+from avatar_rt.server.rtp_audio import AUDIO_PREFETCH, PacketClock, receiver_of, set_audio_prefetch
 from avatar_rt.server.tracks import PipelineAudioTrack, PipelineVideoTrack
+from avatar_rt.server.workers import render_pool
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +57,14 @@ class Session:
         self.pipeline = FramePipeline(avatar.portrait, fps, renderer=avatar.renderer, edits=self.edits,
                                       motion_model=motion_model)
         self.ingress = AudioIngress()
-        self.jitter = AudioJitterBuffer()
-        self.video = PipelineVideoTrack(fps, on_sent=self.metrics.frame_sent)
+        self.jitter = AdaptiveJitterBuffer()
+        self.video = PipelineVideoTrack(fps, on_sent=self.metrics.frame_sent, on_encoded=self.metrics.frame_encoded)
         self.audio = PipelineAudioTrack()
         self.control: ControlChannel | None = None
         # A voice agent's link (avatar_rt.agent.attach) once one drives this session: then its segments, not the
         # microphone, are the session's audio.
         self.agent = None
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"render-{self.session_id[:6]}")
+        self._worker = render_pool()
         self._tasks: set[asyncio.Task] = set()
         self._closed = asyncio.Event()
         self.on_closed: list = []
@@ -85,6 +86,9 @@ class Session:
             "lookahead_ms": self.pipeline.lookahead_ms,
             "jitter_buffer_ms": round(1000.0 * self.jitter.level_samples / 16000, 1),
             "audio_underruns": self.jitter.underruns,
+            "jitter_margin_ms": round(1000.0 * self.jitter.margin / 16000, 1),
+            "audio_trimmed_ms": round(1000.0 * self.jitter.trimmed_samples / 16000, 1),
+            "transport_dropped_frames": self.video.dropped,  # replaced in the track queue: the transport lagged
         }
 
     def edit(self, kind: str, body: dict, *, from_http: bool = False) -> dict:
@@ -134,7 +138,10 @@ class Session:
         def on_track(track: MediaStreamTrack) -> None:
             # Every received track is read, even ones we do not use: an unread
             # aiortc track buffers without bound.
-            self._spawn(self._consume(track))
+            receiver = receiver_of(pc, track)
+            if receiver is not None and track.kind == "audio":
+                set_audio_prefetch(receiver, AUDIO_PREFETCH)  # our own jitter buffer absorbs the jitter
+            self._spawn(self._consume(track, PacketClock(receiver) if receiver is not None else None))
 
         @pc.on("datachannel")
         def on_datachannel(channel) -> None:
@@ -177,21 +184,27 @@ class Session:
 
         return control_message(self, msg)
 
-    async def _consume(self, track: MediaStreamTrack) -> None:
+    async def _consume(self, track: MediaStreamTrack, packets: PacketClock | None) -> None:
         while True:
             try:
                 frame = await track.recv()
             except MediaStreamError:
                 return
             if track.kind == "audio" and self.agent is None:
-                for chunk in self.ingress.push_frame(frame):
+                decoded = time.monotonic()
+                packet_arrival = packets.arrival(frame.pts) if packets is not None else None
+                if packet_arrival is not None:
+                    self.metrics.packet_decoded(packet_arrival, decoded)
+                for chunk in self.ingress.push_frame(frame, decoded):
                     self.jitter.push(chunk)
 
     def _render_step(self, audio, arrival, render: bool, tick: float) -> tuple[OutputFrame | None, object]:
         out = self.pipeline.step(audio, arrival, render=render, tick=tick)
         if out is None or out.image is None:
             return out, None
-        return out, PipelineVideoTrack.make_frame(out.image, out.index, self.fps)
+        frame = PipelineVideoTrack.make_frame(out.image, out.index, self.fps)
+        out.timings.converted = time.monotonic()
+        return out, frame
 
     async def _frame_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -251,6 +264,5 @@ class Session:
                 task.cancel()
         with contextlib.suppress(Exception):
             await self.pc.close()
-        self._worker.shutdown(wait=False, cancel_futures=True)
         for callback in self.on_closed:
             callback(self)

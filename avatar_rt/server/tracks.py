@@ -35,11 +35,15 @@ def put_dropping_oldest(queue: asyncio.Queue, item) -> bool:
 class PipelineVideoTrack(MediaStreamTrack):
     kind = "video"
 
-    def __init__(self, fps: float, on_sent: Callable[[FrameTimings], None] | None = None, maxsize: int = 2):
+    def __init__(self, fps: float, on_sent: Callable[[FrameTimings], None] | None = None, maxsize: int = 2,
+                 on_encoded: Callable[[FrameTimings], None] | None = None):
         super().__init__()
         self.fps = fps
         self._queue: asyncio.Queue[tuple[av.VideoFrame, FrameTimings]] = asyncio.Queue(maxsize=maxsize)
         self._on_sent = on_sent
+        self._on_encoded = on_encoded
+        # aiortc's sender encodes and sends a frame, then asks for the next: that ask stamps the last one encoded.
+        self._in_transport: FrameTimings | None = None
         self.dropped = 0
 
     @staticmethod
@@ -57,10 +61,16 @@ class PipelineVideoTrack(MediaStreamTrack):
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
             raise MediaStreamError
+        if self._in_transport is not None:
+            self._in_transport.encoded = time.monotonic()
+            if self._on_encoded is not None:
+                self._on_encoded(self._in_transport)
+            self._in_transport = None
         frame, timings = await self._queue.get()
         timings.sent = time.monotonic()
         if self._on_sent is not None:
             self._on_sent(timings)
+        self._in_transport = timings
         return frame
 
 
