@@ -177,7 +177,7 @@ def evaluate(utterances, engines_dir: Path, stage_a_session, seeds: int = 1, pro
         for seed in range(seeds):
             for i, s in enumerate(tqdm(streams, desc=f"stage B {role} (seed {seed})", unit="stream",
                                        disable=not progress)):
-                model = LipSyncModel(FPS, session=stage_a_session,
+                model = LipSyncModel(FPS, session=stage_a_session, engines_dir=engines_dir,
                                      behaviour=BehaviourModel(session, seed=1000 * seed + i))
                 x, t = run(model, s.audio)
                 xs.append(x), accs.append(s.accents_s), times.append(t)

@@ -103,11 +103,11 @@ def closure_events(art: np.ndarray, closures: list[tuple[float, float]], fps: fl
     return out
 
 
-def false_presses(art: np.ndarray, phonemes, starts, ends, closures: list[tuple[float, float]],
-                  fps: float) -> tuple[int, int]:
-    """(frames pressed, frames) over speech frames farther than 80 ms from every bilabial: a mouth that closes
-    where no p/b/m is would pass the closure metric by pressing all the time."""
-    centres = frame_centres(len(art), fps)
+def far_from_closures(n_frames: int, phonemes, starts, ends, closures: list[tuple[float, float]],
+                      fps: float) -> np.ndarray:
+    """(n_frames,) bool: speech frames (centre inside a non-silence segment) farther than 80 ms from every
+    bilabial closure — where a face must not press."""
+    centres = frame_centres(n_frames, fps)
     speech = np.zeros(len(centres), bool)
     for p, s, e in zip(phonemes, starts, ends):
         if str(p) != ph.SIL:
@@ -115,6 +115,14 @@ def false_presses(art: np.ndarray, phonemes, starts, ends, closures: list[tuple[
     far = speech.copy()
     for s, e in closures:
         far &= ~((centres >= s - 2 * WINDOW_S) & (centres <= e + 2 * WINDOW_S))
+    return far
+
+
+def false_presses(art: np.ndarray, phonemes, starts, ends, closures: list[tuple[float, float]],
+                  fps: float) -> tuple[int, int]:
+    """(frames pressed, frames) over speech frames farther than 80 ms from every bilabial: a mouth that closes
+    where no p/b/m is would pass the closure metric by pressing all the time."""
+    far = far_from_closures(len(art), phonemes, starts, ends, closures, fps)
     return int(np.sum(art[far, PRESS] >= PRESS_CLOSED)), int(np.sum(far))
 
 
@@ -372,12 +380,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.perf_counter()
     utts = voicesets.evaluation_set(a.cache, a.per_voice, progress=not a.quiet)
-    rows = evaluate_voices(utts, a.fps, lambda: LipSyncModel(a.fps, session=session), progress=not a.quiet)
+    def make_lipsync() -> LipSyncModel:
+        return LipSyncModel(a.fps, session=session, engines_dir=a.engines)  # its phone model beside it, if any
+
+    rows = evaluate_voices(utts, a.fps, make_lipsync, progress=not a.quiet)
     rendered = None
     if a.render_real > 0:
         from avatar_rt.avatar.reference import DEFAULT_PORTRAIT, load_portrait
 
-        rendered = render_closures(render_subset(utts, a.render_real), a.fps, lambda: LipSyncModel(a.fps, session=session),
+        rendered = render_closures(render_subset(utts, a.render_real), a.fps, make_lipsync,
                                    load_portrait(DEFAULT_PORTRAIT), progress=not a.quiet)
     verdict = judge(rows, rendered)
     report(rows, verdict, rendered)

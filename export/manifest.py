@@ -55,3 +55,9 @@ def update(entry: dict, manifest: Path = MANIFEST) -> None:
     data["engines"][entry["name"]] = entry
     data["engines"] = dict(sorted(data["engines"].items()))
     manifest.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def file_entry(path: Path, name: str, version: str, description: str, metadata: dict[str, str]) -> dict:
+    """An entry for a shipped file that is not an ONNX graph (numpy parameters read by avatar_rt)."""
+    return {"name": name, "version": version, "file": path.name, "sha256": sha256(path),
+            "bytes": path.stat().st_size, "metadata": metadata, "description": description}

@@ -21,6 +21,7 @@ import pytest
 
 from avatar_rt import engines
 from avatar_rt.audio.features import HOP, log_mel
+from avatar_rt.audio.phone_features import phone_features
 from avatar_rt.motion.lipsync import (ENGINE_NAME, LipSyncModel, StageAStream, frame_end_sample, hop_for_frame,
                                       load_session, lookahead_for)
 from avatar_rt.motion.params import MotionParams
@@ -69,11 +70,13 @@ def utterance(trained) -> np.ndarray:
         return np.concatenate([z["audio"], np.zeros(4800, np.int16)])
 
 
-def batch_outputs(session: ort.InferenceSession, audio: np.ndarray) -> dict[str, np.ndarray]:
+def batch_outputs(session: ort.InferenceSession, audio: np.ndarray, engines_dir: Path) -> dict[str, np.ndarray]:
     """Whole-utterance inference: offline features, one ONNX call from the zero state; row h is hop h."""
-    stream = StageAStream(session)
+    stream = StageAStream(session, engines_dir)
     mel = log_mel(audio, stream.features.normalizer.stats)
     feed = {"mel": mel[None]}
+    if stream.phones is not None:
+        feed["phones"] = phone_features(stream.phones.front, audio)[None]
     for i in session.get_inputs():
         if i.name.startswith("state_"):
             feed[i.name] = np.zeros(i.shape, np.float32)
@@ -95,17 +98,22 @@ def test_tiny_training_exports_a_checked_engine(trained):
     assert len(json.loads(meta["feature_stats"])["mean"]) == 80
     names_in = [i["name"] for i in entry["inputs"]]
     names_out = [o["name"] for o in entry["outputs"]]
-    assert names_in[0] == "mel" and all(n.startswith("state_") for n in names_in[1:])
+    # the recipe's default: log-mels and the phone posteriors (avatar_rt.audio.phone_features), then the state
+    assert names_in[:2] == ["mel", "phones"] and all(n.startswith("state_") for n in names_in[2:])
+    assert entry["inputs"][1]["shape"] == [1, "frames", 42]
+    assert entry["inputs"][2]["shape"] == [1, 80 + 42, 2]  # the first conv's state holds both inputs
+    assert json.loads(meta["phone_features"])["delay_hops"] == 5
+    engines.engine_path("phone_am", trained)  # its acoustic model is shipped beside it, in the manifest
     assert names_out[:3] == ["articulation", "viseme_probs", "phoneme_probs"]
-    assert sorted(names_out[3:]) == sorted("next_" + n for n in names_in[1:])
+    assert sorted(names_out[3:]) == sorted("next_" + n for n in names_in[2:])
     session = load_session(path)
     assert session.get_modelmeta().custom_metadata_map["right_context_hops"] == meta["right_context_hops"]
 
 
 def test_streaming_equals_batch_inference(trained, utterance):
     session = load_session(engines.engine_path(ENGINE_NAME, trained))
-    ref = batch_outputs(session, utterance)
-    stream = StageAStream(session)
+    ref = batch_outputs(session, utterance, trained)
+    stream = StageAStream(session, trained)
     rng = np.random.default_rng(0)
     got = {k: np.zeros_like(v) for k, v in ref.items()}
     i = 0
@@ -132,12 +140,12 @@ def test_frames_come_out_aligned_as_the_pipeline_expects(trained, utterance, fps
     model = LipSyncModel(fps, engines_dir=trained, vad_gate=False)
     R, L = model.right_context, model.lookahead_frames
     assert L == lookahead_for(fps, R) == {25.0: 2, 30.0: 3}[fps]
-    ref = batch_outputs(model.stream.session, utterance)
+    ref = batch_outputs(model.stream.session, utterance, trained)
     n_frames = int(round(len(utterance) / 16000 * fps))
     total_steps = n_frames + L
     padded = np.zeros(frame_end_sample(total_steps - 1, fps), np.int16)
     padded[:len(utterance)] = utterance[:len(padded)]
-    ref = batch_outputs(model.stream.session, padded)
+    ref = batch_outputs(model.stream.session, padded, trained)
     shown = []
     for m in range(total_steps):
         start, stop = int(m * 16000 // fps), frame_end_sample(m, fps)
@@ -215,7 +223,7 @@ def test_in_the_frame_pipeline_lips_and_voice_leave_together(trained, utterance)
     model = LipSyncModel(25.0, engines_dir=trained, vad_gate=False)
     pipeline = FramePipeline(load_portrait(DEFAULT_PORTRAIT), 25.0, motion_model=model)
     assert pipeline.lookahead_frames == 2 and pipeline.lookahead_ms == 80.0
-    ref = batch_outputs(model.stream.session, utterance)
+    ref = batch_outputs(model.stream.session, utterance, trained)
     frames, step = [], 0
     while frame_bounds(step, 25.0)[1] <= len(utterance):
         start, end = frame_bounds(step, 25.0)

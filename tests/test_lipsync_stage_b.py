@@ -55,7 +55,7 @@ def tiny_run(tmp_path_factory) -> Path:
 
 def model_for(stage_a: Path, stage_b: Path | None, *, seed: int = 0, steps: int | None = None) -> LipSyncModel:
     behaviour = BehaviourModel(load_session(stage_b), seed=seed, steps=steps) if stage_b else None
-    return LipSyncModel(FPS, session=load_stage_a(stage_a), behaviour=behaviour)
+    return LipSyncModel(FPS, session=load_stage_a(stage_a), behaviour=behaviour, engines_dir=stage_a.parent)
 
 
 def drive(model: LipSyncModel, audio: np.ndarray, speech: bool | None = None) -> np.ndarray:
@@ -148,6 +148,45 @@ def test_the_runtime_conditions_stage_b_exactly_as_training_did(tiny_run):
     assert n >= len(audio) // SLICE - 4
     np.testing.assert_allclose(np.array(rows[:n]), offline[:n], atol=1e-4)
     assert all(ready)
+
+
+def test_stage_a_with_phones_streams_in_uneven_chunks_like_one_call(tiny_run):
+    """train_all's stage A has the phones input; the runtime streaming it in uneven chunks (phone front end and
+    network state carried across calls) gives what one call on the whole utterance gives."""
+    from avatar_rt.motion.lipsync import StageAStream
+    from export.lipsync import stage_a
+
+    out = tiny_run / "engines"
+    session = load_stage_a(out / "lipsync_stage_a.onnx")
+    assert [i.name for i in session.get_inputs()][:2] == ["mel", "phones"]
+    val = sorted((tiny_run / "work" / "data" / "val").glob("*.npz"))[0]
+    audio = np.load(val)["audio"]
+    stream = StageAStream(session, out)
+    whole = stage_a.run_onnx_chunked(session, stage_a.utterance_inputs(audio, stream.features.normalizer.stats,
+                                                                       stream.phones.front))
+    padded = np.concatenate([audio, np.zeros(stage_a.RIGHT_CONTEXT * 160, np.int16)])
+    rng, i, got = np.random.default_rng(1), 0, []
+    while i < len(padded):
+        n = int(rng.choice([1, 37, 160, 641, 1999]))
+        before = stream.hops_done
+        stream.push(padded[i:i + n])
+        got += [stream.articulation[h % 512].copy() for h in range(before, stream.hops_done)]
+        i += n
+    r = stream.right_context
+    want = whole["articulation"][r:]
+    assert len(got) == len(want) > 100
+    np.testing.assert_allclose(np.array(got), want, atol=1e-5)
+
+
+def test_tiny_stage_a_with_phones_survives_bad_audio(tiny_run):
+    out = tiny_run / "engines"
+    rng = np.random.default_rng(5)
+    for name in ("digital silence", "clipping", "nan and inf"):
+        x = drive(model_for(out / "lipsync_stage_a.onnx", out / f"{STUDENT}.onnx"), BAD[name](rng)[:16000 * 2])
+        assert np.all(np.isfinite(x)), name
+    model = model_for(out / "lipsync_stage_a.onnx", None)
+    for _ in range(700):
+        assert np.all(np.isfinite(model.step(rng.normal(0, 3000, 1).astype(np.int16), True).to_vector()))
 
 
 def test_the_teacher_is_the_student_network_with_more_steps(tiny_run):

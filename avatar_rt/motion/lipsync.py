@@ -59,6 +59,8 @@ import onnxruntime as ort
 
 from avatar_rt.audio.features import HOP, SAMPLE_RATE, FeatureStats, LogMelStream
 from avatar_rt.audio.features import config as feature_config
+from avatar_rt.audio.phone_features import ENGINE_NAME as PHONE_ENGINE
+from avatar_rt.audio.phone_features import PhoneFeatures, PhoneFeatureStream
 from avatar_rt.engines import EngineError, engine_path, one_thread_session
 from avatar_rt.motion.behaviour import BehaviourModel
 from avatar_rt.motion.params import MotionParams
@@ -98,10 +100,23 @@ def load_session(path: Path) -> ort.InferenceSession:
     return one_thread_session(path, "lip sync model")
 
 
-class StageAStream:
-    """The stateful ONNX model with its feature stream: audio in, per-hop outputs out (no video clock)."""
+def phone_front_for(meta: dict[str, str], engines_dir: Path | None) -> PhoneFeatures:
+    """The phone-posterior front end a stage A model with a `phones` input was trained with: its acoustic model
+    from the manifest of `engines_dir` (sha256 checked there and against the model's metadata)."""
+    try:
+        return PhoneFeatures.from_config(meta["phone_features"], engine_path(PHONE_ENGINE, engines_dir))
+    except KeyError as err:
+        raise EngineError(f"lip sync model has a phones input but lacks its metadata ({err}): rebuild it with "
+                          "export.lipsync.stage_a") from err
+    except ValueError as err:
+        raise EngineError(f"lip sync model's phone front end: {err}") from err
 
-    def __init__(self, session: ort.InferenceSession):
+
+class StageAStream:
+    """The stateful ONNX model with its feature streams: audio in, per-hop outputs out (no video clock). A model
+    with a `phones` input also gets avatar_rt.audio.phone_features rows (acoustic model from `engines_dir`)."""
+
+    def __init__(self, session: ort.InferenceSession, engines_dir: Path | None = None):
         self.session = session
         meta = session.get_modelmeta().custom_metadata_map
         try:
@@ -119,6 +134,8 @@ class StageAStream:
         if articulation != ARTICULATION:
             raise EngineError(f"lip sync model outputs {articulation}, the runtime expects {ARTICULATION}")
         self.features = LogMelStream(stats)
+        names = {i.name for i in session.get_inputs()}
+        self.phones = PhoneFeatureStream(phone_front_for(meta, engines_dir)) if "phones" in names else None
         self._state_names = [i.name for i in session.get_inputs() if i.name.startswith("state_")]
         self._state_shapes = {i.name: [d if isinstance(d, int) else 1 for d in i.shape]
                               for i in session.get_inputs() if i.name.startswith("state_")}
@@ -131,15 +148,19 @@ class StageAStream:
 
     def reset(self) -> None:
         self.features.reset()
+        if self.phones is not None:
+            self.phones.reset()
         self._state = {n: np.zeros(s, np.float32) for n, s in self._state_shapes.items()}
         self.hops_done = 0  # outputs exist for hops < hops_done
 
     def push(self, audio: np.ndarray) -> int:
         """Feed samples; returns how many new hops have outputs."""
         mel = self.features.push(audio)
+        feed = {"mel": mel[None], **self._state}
+        if self.phones is not None:  # one row per mel frame, also when there are none (it keeps the audio)
+            feed["phones"] = self.phones.push(audio)[None]
         if len(mel) == 0:
             return 0
-        feed = {"mel": mel[None], **self._state}
         res = self.session.run(self._out_names, feed)
         for name, value in zip(self._state_names, res[3:]):
             self._state[name] = value
@@ -173,7 +194,9 @@ class LipSyncModel:
             path = Path(model_path) if model_path is not None else engine_path(ENGINE_NAME, engines_dir)
             session = load_session(path)
         self.fps = float(fps)
-        self.stream = StageAStream(session)
+        if engines_dir is None and model_path is not None:
+            engines_dir = Path(model_path).parent  # its acoustic model (phones input) lies beside it
+        self.stream = StageAStream(session, engines_dir)
         self.right_context = self.stream.right_context
         self.visemes = self.stream.visemes
         self.lookahead_frames = lookahead_for(self.fps, self.right_context)

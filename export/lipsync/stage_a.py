@@ -7,9 +7,10 @@ per utterance in DIR/{train,val}/), with audio augmentation applied on the fly,
 and writes `OUT/lipsync_stage_a.onnx` plus its entry in `OUT/manifest.json`.
 `--tiny` is the same pipeline on a handful of utterances for a few seconds (the tests).
 
-## The network (≈ 1.22 M parameters at the default widths C = 256, H = 384)
+## The network (≈ 1.25 M parameters at the default widths C = 256, H = 384, with the phones input)
 
-    log-mel (80) ─► causal conv k3 → C, ReLU
+    log-mel (80) ┬► causal conv k3 → C, ReLU
+    phones (42) ─┘  (optional: `Config.phones`, on by default; docs/lipsync.md "The phone-posterior front end")
                  ─► + ReLU(causal conv k3, dilation 2)      (residual)
                  ─► + ReLU(causal conv k3, dilation 4)      (residual)
                  ─► GRU H (unidirectional)
@@ -30,7 +31,8 @@ T outputs out, and the state in and out:
 | input | shape | |
 |---|---|---|
 | `mel` | (1, T, 80) | normalised log-mel frames (avatar_rt.audio.features), oldest first |
-| `state_conv0` | (1, 80, 2) | the last 2 input frames (channels first) |
+| `phones` | (1, T, 42) | (`Config.phones`) log phone posteriors, 5 hops late (avatar_rt.audio.phone_features) |
+| `state_conv0` | (1, 80 + 42, 2) | the last 2 input frames (channels first; 80 without `phones`) |
 | `state_conv1` | (1, C, 4) | the last 4 frames entering the dilation-2 conv |
 | `state_conv2` | (1, C, 8) | the last 8 frames entering the dilation-4 conv |
 | `state_gru` | (1, 1, H) | GRU hidden state |
@@ -50,7 +52,9 @@ Per step, 16 utterances are made into training examples on the fly: half get up
 to 0.6 s of extra silence at either end (targets padded with rest), all go
 through `export.lipsync.augment.augment` (p = 0.5: room, babble, noise, mic floor,
 band limits, gain, clipping, resampling, codecs), then through the runtime's own
-feature code with the training set's global statistics (`--vtlp-p P`: a share P of
+feature code with the training set's global statistics, and (with `phones`) through the phone-posterior front end
+of avatar_rt.audio.phone_features (PocketSphinx's en-US model exported to OUT/phone_am.npz and read back; per-phone
+log-posterior statistics from the clean training audio) (`--vtlp-p P`: a share P of
 them with the mel axis stretched by 0.9–1.1 before normalisation, vocal tract length
 perturbation; off by default and in the shipped model). One random crop of ≤ 4 s
 each; loss 2·L1 + 8·weighted L2 (articulation) + 2·L1(articulation velocity) + 0.5·CE(visemes) +
@@ -96,6 +100,8 @@ from tqdm import tqdm
 
 from avatar_rt.audio import features
 from avatar_rt.audio.features import HOP, N_MELS, FeatureStats
+from avatar_rt.audio.phone_features import PhoneFeatures, PhoneStats, log_posteriors, phone_features
+from avatar_rt.audio.phone_posteriors import AcousticModel, phone_posteriors
 from avatar_rt.motion.lipsync import ARTICULATION  # the runtime's order, docs/lipsync.md
 from export import manifest
 from export.lipsync import coarticulation as co
@@ -119,17 +125,20 @@ IGNORE = -100
 
 class StageA(nn.Module):
     def __init__(self, channels: int = 256, hidden: int = 384, dilations: tuple[int, ...] = (2, 4),
-                 kernel: int = 3, right_context: int = RIGHT_CONTEXT):
+                 kernel: int = 3, right_context: int = RIGHT_CONTEXT, n_phones: int = 0):
         super().__init__()
         self.kernel, self.dilations, self.right_context = kernel, tuple(dilations), right_context
-        self.inp = nn.Conv1d(N_MELS, channels, kernel)
+        self.n_phones = n_phones  # width of the optional `phones` input (0: log-mel only)
+        self.inp = nn.Conv1d(N_MELS + n_phones, channels, kernel)
         self.blocks = nn.ModuleList(nn.Conv1d(channels, channels, kernel, dilation=d) for d in self.dilations)
         self.gru = nn.GRU(channels, hidden, batch_first=True)
         self.head = nn.Linear(hidden, len(ARTICULATION) + len(VISEMES) + len(PHONEMES))
 
-    def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """mel (B, T, 80) → articulation (B, T, 7) in [0, 1], viseme logits (B, T, 15), phoneme logits (B, T, 40)."""
-        x = mel.transpose(1, 2)
+    def forward(self, mel: torch.Tensor, phones: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """mel (B, T, 80) [+ phones (B, T, n_phones), avatar_rt.audio.phone_features] → articulation (B, T, 7) in
+        [0, 1], viseme logits (B, T, 15), phoneme logits (B, T, 40)."""
+        x = (mel if phones is None else torch.cat([mel, phones], dim=-1)).transpose(1, 2)
         x = F.relu(self.inp(F.pad(x, (self.kernel - 1, 0))))
         for d, conv in zip(self.dilations, self.blocks):
             x = x + F.relu(conv(F.pad(x, ((self.kernel - 1) * d, 0))))
@@ -163,6 +172,7 @@ class Sample:
     articulation: np.ndarray
     visemes: np.ndarray
     phonemes: np.ndarray
+    phones: np.ndarray | None = None  # (f + RIGHT_CONTEXT, n_phones) float32: the `phones` input, if the model has it
 
 
 def hop_phonemes(symbols: np.ndarray, starts: np.ndarray, ends: np.ndarray, n_hops: int) -> np.ndarray:
@@ -193,10 +203,12 @@ def load_split(data_dir: Path, split: str, limit: int | None = None) -> list[Utt
 
 
 def training_sample(u: Utterance, rng: np.random.Generator, stats: FeatureStats, others: list[np.ndarray],
-                    p_augment: float = 0.5, max_pad_hops: int = 60, p_vtlp: float = 0.0) -> Sample:
+                    p_augment: float = 0.5, max_pad_hops: int = 60, p_vtlp: float = 0.0,
+                    front: PhoneFeatures | None = None) -> Sample:
     """One on-the-fly training example: half the time up to 0.6 s of extra leading/trailing silence (whole
     hops, targets padded with rest: closed mouth, `sil`), then export.lipsync.augment's random chain (room,
-    babble, noise, microphone floor, band limits, gain, clipping, resampling, codecs; it never shifts time)."""
+    babble, noise, microphone floor, band limits, gain, clipping, resampling, codecs; it never shifts time); the
+    phone posteriors (with `front`) are computed from the augmented audio, as the runtime hears it."""
     from export.lipsync import augment  # noqa: PLC0415  (scipy, av: training only)
 
     lead, trail = (int(v) for v in rng.integers(0, max_pad_hops + 1, 2)) if rng.random() < 0.5 else (0, 0)
@@ -204,11 +216,13 @@ def training_sample(u: Utterance, rng: np.random.Generator, stats: FeatureStats,
     audio = augment.augment(audio, rng, others, p=p_augment)
     sil = _PHONEME_INDEX[ph.SIL]
     warp = float(rng.uniform(*VTLP_RANGE)) if p_vtlp > 0 and rng.random() < p_vtlp else 1.0
+    inputs = utterance_inputs(audio, stats, front, warp)
     return Sample(
-        utterance_features(audio, stats, warp),
+        inputs["mel"],
         np.pad(u.articulation, ((lead, trail), (0, 0))),
         np.pad(u.visemes, (lead, trail), constant_values=ph.VISEME_INDEX["sil"]),
         np.pad(u.phonemes, (lead, trail), constant_values=sil),
+        inputs.get("phones"),
     )
 
 
@@ -240,11 +254,34 @@ def utterance_features(audio: np.ndarray, stats: FeatureStats, warp: float = 1.0
     """Features for training and evaluation: the audio plus RIGHT_CONTEXT hops of silence, so the
     last hops' predictions (made RIGHT_CONTEXT frames later) exist. `warp` ≠ 1 applies `warp_mel` to the raw
     log-mel before the (runtime's) streaming normalisation; at 1 this is exactly `features.log_mel`."""
-    padded = np.concatenate([np.asarray(audio, dtype=np.float32), np.zeros(RIGHT_CONTEXT * HOP, np.float32)])
+    padded = _padded(audio)
     if warp == 1.0:
         return features.log_mel(padded, stats)
     raw, rms_db = features.raw_log_mel_offline(padded)
     return features.StreamingNormalizer(stats).apply(warp_mel(raw, warp), rms_db)
+
+
+def _padded(audio: np.ndarray) -> np.ndarray:
+    """The audio plus RIGHT_CONTEXT hops of silence, so the last hops' predictions (made RIGHT_CONTEXT frames
+    later) exist."""
+    return np.concatenate([np.asarray(audio, dtype=np.float32), np.zeros(RIGHT_CONTEXT * HOP, np.float32)])
+
+
+def utterance_inputs(audio: np.ndarray, stats: FeatureStats, front: PhoneFeatures | None = None,
+                     warp: float = 1.0) -> dict[str, np.ndarray]:
+    """The model's inputs for a whole utterance: {"mel": utterance_features(...)} and, with `front`, "phones":
+    avatar_rt.audio.phone_features of the same padded audio (one row per mel frame, the runtime's numbers)."""
+    out = {"mel": utterance_features(audio, stats, warp)}
+    if front is not None:
+        out["phones"] = phone_features(front, _padded(audio))
+    return out
+
+
+def phone_stats(utterances: list[Utterance], model: AcousticModel, limit: int = 300) -> PhoneStats:
+    """Per-phone mean and spread of the log posteriors on the clean training audio (all frames)."""
+    rows = [log_posteriors(phone_posteriors(model, u.audio)) for u in utterances[:limit]]
+    rows = [r for r in rows if len(r)]
+    return PhoneStats.from_log_posteriors(np.concatenate(rows)) if rows else PhoneStats.identity(len(model.phones))
 
 
 def make_batch(samples: list[Sample], crop: int, rng: np.random.Generator):
@@ -258,11 +295,15 @@ def make_batch(samples: list[Sample], crop: int, rng: np.random.Generator):
     vis = np.full((B, crop), IGNORE, np.int64)
     phon = np.full((B, crop), IGNORE, np.int64)
     mask = np.zeros((B, crop), np.float32)
+    n_ph = samples[0].phones.shape[1] if samples[0].phones is not None else 0
+    phones = np.zeros((B, crop, n_ph), np.float32)
     for b, u in enumerate(samples):
         feats, f = u.mel, len(u.visemes)
         t0 = int(rng.integers(0, max(1, len(feats) - crop + 1)))
         t1 = min(len(feats), t0 + crop)
         mel[b, : t1 - t0] = feats[t0:t1]
+        if n_ph:
+            phones[b, : t1 - t0] = u.phones[t0:t1]
         hops = np.arange(t0, t1) - R
         ok = (hops >= 0) & (hops < f)
         idx = np.nonzero(ok)[0]
@@ -270,7 +311,8 @@ def make_batch(samples: list[Sample], crop: int, rng: np.random.Generator):
         vis[b, idx] = u.visemes[hops[ok]]
         phon[b, idx] = u.phonemes[hops[ok]]
         mask[b, idx] = 1.0
-    return tuple(torch.from_numpy(a) for a in (mel, art, vis, phon, mask))
+    return tuple(torch.from_numpy(a) for a in (mel, art, vis, phon, mask)) + ((torch.from_numpy(phones),) if n_ph
+                                                                               else (None,))
 
 
 # Per-output weight of the squared term, in ARTICULATION order: closures and rounding are
@@ -279,11 +321,11 @@ ART_WEIGHTS = torch.tensor([2.0, 1.0, 1.5, 1.0, 1.0, 2.5, 1.0])
 
 
 def losses(model: StageA, batch, bf16: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
-    mel, art, vis, phon, mask = batch
+    mel, art, vis, phon, mask, phones = batch
     # bf16 autocast runs the convolutions, the GRU and the head in bfloat16 (weights and optimizer stay float32);
     # the losses are taken in float32.
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        p_art, l_vis, l_phon = model(mel)
+        p_art, l_vis, l_phon = model(mel, phones)
     p_art, l_vis, l_phon = p_art.float(), l_vis.float(), l_phon.float()
     m = mask.unsqueeze(-1)
     denom = mask.sum().clamp(min=1.0)
@@ -305,15 +347,17 @@ def losses(model: StageA, batch, bf16: bool = False) -> tuple[torch.Tensor, dict
 
 
 @torch.no_grad()
-def evaluate(model: StageA, utterances: list[Utterance], stats: FeatureStats) -> dict[str, float]:
+def evaluate(model: StageA, utterances: list[Utterance], stats: FeatureStats,
+             front: PhoneFeatures | None = None) -> dict[str, float]:
     """Frame metrics on clean audio, outputs aligned to their hops: viseme and 6-group accuracy, jaw correlation,
     articulation L1, bilabial (PP) recall."""
     model.eval()
     R = RIGHT_CONTEXT
     pv, tv, pj, tj, l1 = [], [], [], [], []
     for u in utterances:
-        feats = utterance_features(u.audio, stats)
-        p_art, l_vis, _ = model(torch.from_numpy(feats)[None])
+        inputs = utterance_inputs(u.audio, stats, front)
+        feats = inputs["mel"]
+        p_art, l_vis, _ = model(**{k: torch.from_numpy(v)[None] for k, v in inputs.items()})
         f = min(len(u.visemes), len(feats) - R)
         pv.append(l_vis[0, R:R + f].argmax(-1).numpy())
         tv.append(u.visemes[:f])
@@ -358,6 +402,11 @@ def build_onnx(model: StageA, stats: FeatureStats, metadata: dict[str, str]) -> 
     inputs = [helper.make_tensor_value_info("mel", TensorProto.FLOAT, [1, "frames", N_MELS])]
     outputs = []
     inputs[0].doc_string = "normalised log-mel frames (avatar_rt.audio.features.LogMelStream), oldest first"
+    if model.n_phones:
+        vi = helper.make_tensor_value_info("phones", TensorProto.FLOAT, [1, "frames", model.n_phones])
+        vi.doc_string = ("normalised log phone posteriors, one row per mel frame, 5 hops late "
+                         "(avatar_rt.audio.phone_features.PhoneFeatureStream)")
+        inputs.append(vi)
     big = init("slice_end", np.array([np.iinfo(np.int64).max], np.int64))
     axis2 = init("axis2", np.array([2], np.int64))
 
@@ -374,8 +423,9 @@ def build_onnx(model: StageA, stats: FeatureStats, metadata: dict[str, str]) -> 
         return node("Conv", [cat, init(f"{tag}_w", sd[w]), init(f"{tag}_b", sd[b])], f"{tag}_out",
                     kernel_shape=[k], dilations=[dilation])
 
-    x = node("Transpose", ["mel"], "mel_t", perm=[0, 2, 1])
-    x = node("Relu", [causal_conv(x, "state_conv0", channels=N_MELS, dilation=1,
+    x = node("Concat", ["mel", "phones"], "mel_phones", axis=2) if model.n_phones else "mel"
+    x = node("Transpose", [x], "mel_t", perm=[0, 2, 1])
+    x = node("Relu", [causal_conv(x, "state_conv0", channels=N_MELS + model.n_phones, dilation=1,
                                   w="inp.weight", b="inp.bias", tag="conv0")], "conv0_relu")
     for i, d in enumerate(model.dilations):
         tag = f"conv{i + 1}"
@@ -445,8 +495,13 @@ def build_onnx(model: StageA, stats: FeatureStats, metadata: dict[str, str]) -> 
     return m
 
 
-def run_onnx_chunked(session, mel: np.ndarray, chunks: list[int] | None = None) -> dict[str, np.ndarray]:
-    """Run the exported model over mel (T, 80), whole or in the given chunk sizes; outputs concatenated."""
+def run_onnx_chunked(session, inputs: dict[str, np.ndarray] | np.ndarray,
+                     chunks: list[int] | None = None) -> dict[str, np.ndarray]:
+    """Run the exported model over `utterance_inputs` (or mel (T, 80) alone), whole or in the given chunk sizes;
+    outputs concatenated."""
+    if isinstance(inputs, np.ndarray):
+        inputs = {"mel": inputs}
+    mel = inputs["mel"]
     state = {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
              for i in session.get_inputs() if i.name.startswith("state_")}
     names = [o.name for o in session.get_outputs()]
@@ -454,7 +509,7 @@ def run_onnx_chunked(session, mel: np.ndarray, chunks: list[int] | None = None) 
     outs: dict[str, list[np.ndarray]] = {}
     t = 0
     for n in chunks:
-        res = dict(zip(names, session.run(None, {"mel": mel[None, t:t + n], **state})))
+        res = dict(zip(names, session.run(None, {**{k: v[None, t:t + n] for k, v in inputs.items()}, **state})))
         t += n
         for key in list(state):
             state[key] = res["next_" + key]
@@ -463,8 +518,8 @@ def run_onnx_chunked(session, mel: np.ndarray, chunks: list[int] | None = None) 
     return {k: np.concatenate(v) for k, v in outs.items()}
 
 
-def export(model: StageA, stats: FeatureStats, out_dir: Path, metadata: dict[str, str], check_mel: np.ndarray,
-           write_manifest: bool = True) -> Path:
+def export(model: StageA, stats: FeatureStats, out_dir: Path, metadata: dict[str, str],
+           check: dict[str, np.ndarray], write_manifest: bool = True) -> Path:
     import onnxruntime as ort  # noqa: PLC0415
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -474,21 +529,23 @@ def export(model: StageA, stats: FeatureStats, out_dir: Path, metadata: dict[str
     # parity: torch on the whole sequence vs the ONNX graph in uneven chunks
     model.eval()
     with torch.no_grad():
-        p_art, l_vis, _ = model(torch.from_numpy(check_mel)[None])
+        p_art, l_vis, _ = model(**{k: torch.from_numpy(v)[None] for k, v in check.items()})
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
-    chunks, left = [], len(check_mel)
+    chunks, left = [], len(check["mel"])
     while left > 0:
         chunks.append(min(left, int(rng.integers(1, 9))))
         left -= chunks[-1]
-    got = run_onnx_chunked(sess, check_mel, chunks)
+    got = run_onnx_chunked(sess, check, chunks)
     err_art = float(np.abs(got["articulation"] - p_art[0].numpy()).max())
     err_vis = float(np.abs(got["viseme_probs"] - torch.softmax(l_vis[0], -1).numpy()).max())
     if err_art > 1e-4 or err_vis > 1e-4:
         raise RuntimeError(f"ONNX export disagrees with torch: articulation {err_art:.2e}, visemes {err_vis:.2e}")
     print(f"ONNX parity (torch whole vs ONNX chunked): articulation {err_art:.1e}, visemes {err_vis:.1e}")
     if write_manifest:
-        desc = ("lip sync stage A: normalised log-mel (avatar_rt.audio.features) → 7 articulation values, "
+        phones = (" and log phone posteriors (avatar_rt.audio.phone_features, engines/phone_am.npz)"
+                  if model.n_phones else "")
+        desc = (f"lip sync stage A: normalised log-mel (avatar_rt.audio.features){phones} → 7 articulation values, "
                 "15 viseme and 40 phoneme posteriors per 10 ms hop, output t for hop t − "
                 f"{model.right_context}; stateful chunk model (state_* in, next_state_* out, zeros to start)")
         manifest.update(manifest.entry_for(path, NAME, VERSION, desc), out_dir / manifest.MANIFEST.name)
@@ -533,6 +590,25 @@ class Config:
     channels: int = 256  # conv width
     hidden: int = 384  # GRU size
     bf16: bool = True  # bfloat16 autocast in training: 1.4× the steps a second at 256/384 (module docstring)
+    # The `phones` input: PocketSphinx's phone posteriors beside the log-mels (avatar_rt.audio.phone_features;
+    # export/lipsync/sphinx_am.py has the study). The acoustic model is exported to OUT/phone_am.npz first.
+    phones: bool = True
+
+
+def phone_front(train_set: list[Utterance], out_dir: Path, write_manifest: bool = True
+                ) -> tuple[PhoneFeatures, dict[str, str]]:
+    """The phone-posterior front end for training: the acoustic model exported to OUT/phone_am.npz (with its
+    licence and manifest entry) and read back from there, so training hears exactly what the runtime loads; its
+    normalisation from the clean training audio. Returns it and the stage A metadata that names it."""
+    from avatar_rt.engines import sha256  # noqa: PLC0415
+    from export.lipsync import sphinx_am  # noqa: PLC0415  (pocketsphinx: the model files)
+
+    path = sphinx_am.export_engine(out_dir, write_manifest=write_manifest)
+    model = AcousticModel.load(path)
+    t = time.monotonic()
+    front = PhoneFeatures(model, phone_stats(train_set, model))
+    print(f"phone posteriors: {path} ({len(model.phones)} phones), statistics in {time.monotonic() - t:.1f} s")
+    return front, {"phone_features": json.dumps(front.config(sha256(path)))}
 
 
 def train(data_dir: Path, out_dir: Path, cfg: Config, checkpoint: Path | None = None,
@@ -548,7 +624,8 @@ def train(data_dir: Path, out_dir: Path, cfg: Config, checkpoint: Path | None = 
     val_set = load_split(data_dir, "val", 3 if cfg.tiny else 200) or train_set[:3]
     others = [u.audio for u in train_set[:64]]  # babble material
     stats = compute_stats(train_set)
-    model = StageA(channels=cfg.channels, hidden=cfg.hidden)
+    front, front_meta = phone_front(train_set, out_dir, write_manifest) if cfg.phones else (None, {})
+    model = StageA(channels=cfg.channels, hidden=cfg.hidden, n_phones=front.n_phones if front else 0)
     n_params = parameter_count(model)
     print(f"stage A: {n_params:,} parameters; {len(train_set)} train / {len(val_set)} val utterances; "
           f"on-the-fly augmentation p={cfg.p_augment}")
@@ -578,8 +655,8 @@ def train(data_dir: Path, out_dir: Path, cfg: Config, checkpoint: Path | None = 
             for s in range(steps_per_epoch):
                 idx = (rng.integers(0, len(train_set), cfg.batch) if cfg.tiny
                        else order[s * cfg.batch:(s + 1) * cfg.batch])
-                samples = [training_sample(train_set[int(i)], rng, stats, others, cfg.p_augment, p_vtlp=cfg.p_vtlp)
-                           for i in idx]
+                samples = [training_sample(train_set[int(i)], rng, stats, others, cfg.p_augment, p_vtlp=cfg.p_vtlp,
+                                           front=front) for i in idx]
                 yield make_batch(samples, cfg.crop, rng)
 
     step, t_start = 0, time.monotonic()
@@ -606,22 +683,22 @@ def train(data_dir: Path, out_dir: Path, cfg: Config, checkpoint: Path | None = 
             if step >= total_steps or out_of_time:
                 break
             if not cfg.tiny:
-                metrics = evaluate(model, val_set, stats)
+                metrics = evaluate(model, val_set, stats, front)
                 tqdm.write(f"epoch {epoch}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                                                            for k, v in metrics.items()))
     produced.close()
     train_s = time.monotonic() - t_start
-    metrics = evaluate(model, val_set, stats)
+    metrics = evaluate(model, val_set, stats, front)
     rounded = lambda m: {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}  # noqa: E731
     print("validation: " + json.dumps(rounded(metrics)))
     heldout_set = load_split(data_dir, "heldout", 3 if cfg.tiny else 200)
-    heldout = evaluate(model, heldout_set, stats) if heldout_set else {}
+    heldout = evaluate(model, heldout_set, stats, front) if heldout_set else {}
     if heldout:
         print("held-out voices and sentences: " + json.dumps(rounded(heldout)))
     if checkpoint is not None:
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"model": model.state_dict(), "stats": stats.to_json(), "metrics": metrics,
-                    "config": cfg.__dict__}, checkpoint)
+                    "config": cfg.__dict__, **front_meta}, checkpoint)
     meta = {
         "version": VERSION,
         "parameters": str(n_params),
@@ -629,8 +706,9 @@ def train(data_dir: Path, out_dir: Path, cfg: Config, checkpoint: Path | None = 
                                 "seed": cfg.seed, "tiny": cfg.tiny}),
         "validation": json.dumps(rounded(metrics)),
         "heldout": json.dumps(rounded(heldout)),
+        **front_meta,
     }
-    check = utterance_features(val_set[0].audio, stats)
+    check = utterance_inputs(val_set[0].audio, stats, front)
     path = export(model, stats, out_dir, meta, check, write_manifest)
     print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB) in {train_s:.1f} s of training")
     return path, metrics
@@ -656,11 +734,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--channels", type=int, default=Config.channels, help=f"conv width (default {Config.channels})")
     ap.add_argument("--hidden", type=int, default=Config.hidden, help=f"GRU size (default {Config.hidden})")
     ap.add_argument("--tiny", action="store_true", help="a few seconds on a handful of utterances (tests)")
+    ap.add_argument("--no-phones", action="store_true",
+                    help="log-mel input only (no phone posteriors: the model before issue 12's front end)")
     ap.add_argument("--no-manifest", action="store_true")
     args = ap.parse_args(argv)
     cfg = Config(epochs=args.epochs, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed, tiny=args.tiny,
                  time_budget_s=args.time_budget, threads=args.threads, p_augment=args.augment_p,
-                 p_vtlp=args.vtlp_p, channels=args.channels, hidden=args.hidden)
+                 p_vtlp=args.vtlp_p, channels=args.channels, hidden=args.hidden, phones=not args.no_phones)
     if args.tiny:
         cfg.batch, cfg.crop, cfg.max_steps, cfg.threads = 4, 200, 20, 1
     train(args.data, args.out, cfg, args.checkpoint, write_manifest=not args.no_manifest)

@@ -71,6 +71,8 @@ from torch import nn  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from avatar_rt.audio.features import HOP, FeatureStats  # noqa: E402
+from avatar_rt.audio.phone_features import ENGINE_NAME as PHONE_ENGINE  # noqa: E402
+from avatar_rt.audio.phone_features import PhoneFeatures  # noqa: E402
 from avatar_rt.engines import sha256  # noqa: E402
 from avatar_rt.motion.sampler import time_grid  # noqa: E402
 from export import manifest  # noqa: E402
@@ -148,11 +150,15 @@ class StageAOffline:
         self.stats = FeatureStats.from_json(meta["feature_stats"])
         self.right_context = int(meta["right_context_hops"])
         self.sha256 = sha256(path)
+        # the phone-posterior input, if the model has one: its acoustic model lies beside it (train_all's OUT)
+        self.front = (PhoneFeatures.from_config(meta["phone_features"], path.parent / f"{PHONE_ENGINE}.npz")
+                      if "phone_features" in meta else None)
 
     def cond_rows(self, audio: np.ndarray) -> np.ndarray:
         """(frames_for_hops(n_hops), COND_DIM): row k from hop 4k + 2 (`behaviour_cond_rows`)."""
-        mel = stage_a.utterance_features(audio, self.stats)
-        out = stage_a.run_onnx_chunked(self.session, mel)
+        inputs = stage_a.utterance_inputs(audio, self.stats, self.front)
+        mel = inputs["mel"]
+        out = stage_a.run_onnx_chunked(self.session, inputs)
         n = len(mel) - self.right_context
         r = self.right_context
         return behaviour_cond_rows(out["articulation"][r:r + n], out["viseme_probs"][r:r + n], mel.mean(axis=1), r)

@@ -11,8 +11,8 @@ Steps, each with its own progress bar:
    by another WORLD voice; never the evaluation voices, `export.lipsync.voicesets`) into
    WORK/data — skipped when WORK/data already holds a dataset of the same size and seed
    (`--fresh` rebuilds it);
-2. stage A: `export.lipsync.stage_a` trains the audio → articulation network and writes
-   OUT/lipsync_stage_a.onnx;
+2. stage A: `export.lipsync.stage_a` trains the audio → articulation network (log-mels and the phone posteriors
+   of PocketSphinx's acoustic model, exported first to OUT/phone_am.npz) and writes OUT/lipsync_stage_a.onnx;
 3. stage B: `export.lipsync.stage_b` trains the behaviour flow teacher on stage A's
    outputs, distils the 2-step student and writes OUT/lipsync_stage_b{,_teacher}.onnx.
 
@@ -40,6 +40,10 @@ LIMIT_S = int(2.5 * 3600)  # the bound for the whole run on the 2-core machine (
 DATA_S_PER_UTT = 0.012
 STAGE_A_S_PER_UTT_EPOCH = 0.038  # C 256 / H 384, bf16, batches built one ahead: 4 661 s for 6 800 × 18
 STAGE_B_S = 570.0
+# The phone-posterior input's front end, per training utterance and epoch (CPU the batch builder takes from torch):
+# an ESTIMATE, not a full run — the fastest of 7 passes over 16 tiny-dataset utterances (5 946 frames) at load ~5:
+# 0.684 s (log-mel 0.055 s), i.e. 0.043 s an utterance (docs/lipsync.md). Re-measure from the next full run.
+PHONES_S_PER_UTT_EPOCH = 0.043
 
 
 def _dataset_matches(work: Path, n: int, seed: int) -> bool:
@@ -50,9 +54,10 @@ def _dataset_matches(work: Path, n: int, seed: int) -> bool:
     return index.get("seed") == seed and len(index.get("utterances", [])) == n
 
 
-def estimate_s(utterances: int, epochs: int) -> float:
+def estimate_s(utterances: int, epochs: int, phones: bool = True) -> float:
     train = utterances * (1 - 0.15)
-    return utterances * DATA_S_PER_UTT + train * epochs * STAGE_A_S_PER_UTT_EPOCH + STAGE_B_S
+    per_utt_epoch = STAGE_A_S_PER_UTT_EPOCH + (PHONES_S_PER_UTT_EPOCH if phones else 0.0)
+    return utterances * DATA_S_PER_UTT + train * epochs * per_utt_epoch + STAGE_B_S
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fresh", action="store_true", help="rebuild the dataset even if WORK/data has it")
     ap.add_argument("--tiny", action="store_true", help="the whole pipeline on a handful of utterances, seconds")
     ap.add_argument("--no-real", action="store_true", help="synthetic speech only (no real recordings in training)")
+    ap.add_argument("--no-phones", action="store_true",
+                    help="stage A on log-mels only (no phone-posterior input; the model before issue 12's front end)")
     a = ap.parse_args(argv)
     from export import manifest  # noqa: PLC0415
 
@@ -77,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     if not a.tiny:
-        est = estimate_s(n, a.epochs)
+        est = estimate_s(n, a.epochs, not a.no_phones)
         print(f"train_all: {n} utterances, stage A {a.epochs} epochs: about {est / 60:.0f} min on a 2-core machine "
               f"(budget {a.time_budget / 60:.0f} min)")
 
@@ -98,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     from export.lipsync import stage_a, stage_b  # noqa: PLC0415  (torch: see the imports above)
 
     t = time.monotonic()
-    cfg_a = stage_a.Config(epochs=a.epochs, seed=a.seed, threads=a.threads, tiny=a.tiny)
+    cfg_a = stage_a.Config(epochs=a.epochs, seed=a.seed, threads=a.threads, tiny=a.tiny, phones=not a.no_phones)
     if a.tiny:
         cfg_a.batch, cfg_a.crop, cfg_a.max_steps, cfg_a.threads = 4, 200, 20, 1
     else:
