@@ -46,7 +46,7 @@ def tiny_run(tmp_path_factory) -> Path:
         pytest.skip("libespeak-ng is not installed (the README test command installs it)")
     root = tmp_path_factory.mktemp("train_all")
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "export.lipsync.train_all", "--tiny", "--out", str(root / "engines"),
+    proc = subprocess.run([sys.executable, "-m", "export.lipsync.train_all", "--tiny", "--phones", "--out", str(root / "engines"),
                            "--work", str(root / "work")], cwd=REPO, capture_output=True, text=True, timeout=300)
     print(f"train_all --tiny: {time.monotonic() - t0:.1f} s\n{proc.stdout[-800:]}")
     assert proc.returncode == 0, proc.stderr[-4000:]
