@@ -37,9 +37,14 @@ class SpeakerChange:
     f0_scale: float = 1.0  # > 1 raises the pitch
     formant_scale: float = 1.0  # > 1 moves the spectral envelope up (a shorter vocal tract)
     rate: float = 1.0  # > 1 speaks faster (the utterance gets shorter by this factor)
+    # Statistical-parametric voices (HTS, flite's clustergen) speak from averaged, smoothed trajectories: their
+    # formant transitions and closures are blurred in time. > 0: the log envelope, the aperiodicity and the
+    # voiced F0 are low-passed along time with a Hann window this many milliseconds long.
+    smooth_ms: float = 0.0
 
     def tag(self) -> str:
-        return f"world(f0×{self.f0_scale:.2f},fmt×{self.formant_scale:.3f},rate×{self.rate:.2f})"
+        smooth = f",smooth {self.smooth_ms:.0f} ms" if self.smooth_ms else ""
+        return f"world(f0×{self.f0_scale:.2f},fmt×{self.formant_scale:.3f},rate×{self.rate:.2f}{smooth})"
 
 
 def median_f0(audio: np.ndarray) -> float:
@@ -48,6 +53,11 @@ def median_f0(audio: np.ndarray) -> float:
     f0, _ = pyworld.dio(x, SAMPLE_RATE, frame_period=10.0)
     voiced = f0[f0 > 0]
     return float(np.median(voiced)) if len(voiced) else 0.0
+
+
+# Share of speaker changes that also sound statistical-parametric, and their smoothing (ms).
+P_SMOOTH = 0.35
+SMOOTH_MS = (15.0, 45.0)
 
 
 def draw(rng: np.random.Generator, source_f0: float) -> SpeakerChange:
@@ -67,7 +77,33 @@ def draw(rng: np.random.Generator, source_f0: float) -> SpeakerChange:
         f0, fmt = rng.uniform(0.8, 1.25), rng.uniform(0.93, 1.07)
     if source_f0 > 0:
         f0 = float(np.clip(source_f0 * f0, 75.0, 300.0) / source_f0)
-    return SpeakerChange(float(f0), float(fmt), float(rng.uniform(0.85, 1.2)))
+    rate = float(rng.uniform(0.85, 1.2))
+    smooth = float(rng.uniform(*SMOOTH_MS)) if rng.random() < P_SMOOTH else 0.0
+    return SpeakerChange(float(f0), float(fmt), rate, smooth)
+
+
+def _smooth_frames(f0: np.ndarray, sp: np.ndarray, ap: np.ndarray, smooth_ms: float):
+    """Low-pass the trajectories along time (a normalised Hann window of `smooth_ms`): the log envelope and the
+    aperiodicity everywhere, F0 within each voiced run only (voicing edges stay where they were)."""
+    k = int(round(smooth_ms / FRAME_MS)) | 1
+    if k < 3 or len(f0) < k:
+        return f0, sp, ap
+    w = np.hanning(k + 2)[1:-1]
+    w /= w.sum()
+
+    def along_time(x: np.ndarray) -> np.ndarray:
+        pad = np.pad(x, ((k // 2, k // 2), (0, 0)), mode="edge")
+        return np.apply_along_axis(lambda c: np.convolve(c, w, mode="valid"), 0, pad)
+
+    sp = np.exp(along_time(np.log(sp)))
+    ap = np.clip(along_time(ap), 0.0, 1.0)
+    voiced = f0 > 0
+    f0 = f0.copy()
+    edges = np.flatnonzero(np.diff(np.r_[0, voiced.astype(np.int8), 0]))
+    for a, b in zip(edges[::2], edges[1::2]):
+        if b - a >= k:
+            f0[a:b] = along_time(f0[a:b, None])[:, 0]
+    return f0, sp, ap
 
 
 def _resample_frames(f0: np.ndarray, sp: np.ndarray, ap: np.ndarray, rate: float):
@@ -101,6 +137,8 @@ def apply(audio: np.ndarray, change: SpeakerChange) -> np.ndarray:
     sp = np.maximum(warp_bins(sp, change.formant_scale), 1e-16)
     ap = np.clip(warp_bins(ap, change.formant_scale), 0.0, 1.0)
     f0 = f0 * change.f0_scale
+    if change.smooth_ms:
+        f0, sp, ap = _smooth_frames(f0, sp, ap, change.smooth_ms)
     if change.rate != 1.0:
         f0, sp, ap = _resample_frames(f0, sp, ap, change.rate)
     y = pyworld.synthesize(np.ascontiguousarray(f0), np.ascontiguousarray(sp), np.ascontiguousarray(ap),
