@@ -124,6 +124,24 @@ def test_no_evaluation_voice_is_a_training_voice():
 
 
 @needs_espeak
+def test_a_parametric_sounding_change_blurs_the_spectrum_in_time_and_keeps_the_length():
+    es = synth.Espeak.get()
+    u = es.synth("Maybe Bob bought a map.", "en-us", 160, 50, 50)
+    sharp = speaker.apply(u.audio, speaker.SpeakerChange(1.0, 1.0, 1.0))
+    smooth = speaker.apply(u.audio, speaker.SpeakerChange(1.0, 1.0, 1.0, smooth_ms=40.0))
+    assert len(smooth) == len(sharp) == len(u.audio)
+
+    def flux(x: np.ndarray) -> float:  # mean frame-to-frame change of the log spectrum over loud frames
+        n = len(x) // 160
+        frames = x[: n * 160].astype(np.float64).reshape(n, 160) * np.hanning(160)
+        spec = np.log(np.abs(np.fft.rfft(frames, axis=1)) ** 2 + 1.0)
+        loud = _frames_db(x)[:n] > _frames_db(x)[:n].max() - 40
+        return float(np.mean(np.abs(np.diff(spec, axis=0))[loud[1:] & loud[:-1]]))
+
+    assert flux(smooth) < 0.9 * flux(sharp)
+
+
+@needs_espeak
 def test_joined_word_recordings_keep_every_phone_at_its_time():
     from export.lipsync import realspeech
 

@@ -44,7 +44,7 @@ def build_tiny_dataset(root: Path) -> Path:
 def train_tiny(data: Path, out: Path, checkpoint: Path) -> subprocess.CompletedProcess:
     """The real training command, `--tiny`: a few seconds on a handful of utterances."""
     return subprocess.run([sys.executable, "-m", "export.lipsync.stage_a", "--data", str(data), "--out", str(out),
-                           "--tiny", "--checkpoint", str(checkpoint)],
+                           "--tiny", "--phones", "--checkpoint", str(checkpoint)],
                           cwd=REPO, capture_output=True, text=True, timeout=240)
 
 
