@@ -65,6 +65,19 @@ def test_the_page_itself_needs_no_token(guarded):
         assert resp.status == 200
 
 
+def test_the_gallery_pictures_load_with_the_token_in_their_url(guarded):
+    """The page's <img> elements cannot send a header: it puts the token in their URLs (web_client/avatars.js)."""
+    import json
+
+    req = urllib.request.Request(guarded.base_url + "/v1/avatars", headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        listed = json.loads(resp.read())
+    thumb = next(a["thumbnail"] for a in listed["avatars"] if a["default"])
+    assert call(guarded.base_url, "GET", thumb) == 401
+    with urllib.request.urlopen(f"{guarded.base_url}{thumb}?token={TOKEN}", timeout=30) as resp:
+        assert resp.status == 200 and resp.headers["Content-Type"] == "image/jpeg"
+
+
 def test_with_the_token_everything_works_and_session_tokens_are_scoped(guarded):
     async def go():
         auth = {"Authorization": f"Bearer {TOKEN}"}

@@ -6,6 +6,9 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
+  // An <img> cannot send the bearer header: off loopback its URL carries the page's token (docs/api.md, auth).
+  const TOKEN = new URLSearchParams(location.search).get("token");
+  const withToken = (url) => (TOKEN ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(TOKEN)}` : url);
   const ui = {
     drop: $("drop"),
     file: $("photo-file"),
@@ -122,7 +125,7 @@
     previewUrl = null;
     clearRefusal();
     ui.img.alt = `the portrait of avatar ${desc.avatar_id}, its face outlined`;
-    showPhoto(`/v1/avatars/${encodeURIComponent(desc.avatar_id)}/image`, desc.face_box, desc.width);
+    showPhoto(withToken(`/v1/avatars/${encodeURIComponent(desc.avatar_id)}/image`), desc.face_box, desc.width);
   }
 
   function select(avatarId) {
@@ -261,7 +264,7 @@
     pick.title = `${label}${a.edits_version ? ", with saved edits" : ""}`;
     pick.setAttribute("aria-label", `Use ${label}`);
     const img = document.createElement("img");
-    img.src = a.thumbnail;
+    img.src = withToken(a.thumbnail);
     img.alt = "";
     img.loading = "lazy";
     pick.append(img);
