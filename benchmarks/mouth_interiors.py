@@ -118,7 +118,7 @@ def main() -> int:
         for way, row in zip(DRAWN_TEETH, rows):
             pictures.append(_label(row, f"{name}: {way}   ({', '.join(mq.OPEN_POSES)})"))
         print(f"... {name} done", file=sys.stderr, flush=True)
-    print(f"mouth interiors: drawn teeth (procedural) vs the bundled portrait's (donor), photo's own teeth set aside")
+    print("mouth interiors: drawn teeth (procedural) vs the bundled portrait's (donor), photo's own teeth set aside")
     print(f"machine: {m['cpu']}, {m['cores']} cores, {m['date']}")
     print(f"{'portrait':<16}{'way':<12}{'flat max':>9}{'energy':>12}{'gap err':>9}{'bright':>8}{'own diff':>9}")
     for name, ways in result["portraits"].items():
