@@ -90,7 +90,7 @@ def lips_vs_voice(video: list[tuple[float, float]], audio: list[tuple[float, np.
 async def run(minutes: float, seed: int) -> dict:
     import aiohttp
     from aiortc import RTCPeerConnection, RTCSessionDescription
-    from aiortc.mediastreams import MediaStreamError
+    from avatar_rt.rtc_frames import received_frames
 
     from avatar_rt.client import AvatarClient
 
@@ -127,11 +127,7 @@ async def run(minutes: float, seed: int) -> dict:
                 import av
 
                 resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
-                while True:
-                    try:
-                        frame = await track.recv()
-                    except MediaStreamError:
-                        return
+                async for frame in received_frames(track):
                     now = time.monotonic()
                     if track.kind == "video":
                         luma = frame.to_ndarray(format="gray")[y0:y1, x0:x1]

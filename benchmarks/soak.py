@@ -74,13 +74,9 @@ class Recorder:
         self.env_received: list[tuple[float, float]] = []  # (time of the 10 ms block's end, RMS)
 
     async def read(self, track) -> None:
-        from aiortc.mediastreams import MediaStreamError
+        from avatar_rt.rtc_frames import received_frames
 
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
+        async for frame in received_frames(track):
             now = time.monotonic()
             media = float(frame.pts * frame.time_base)
             if track.kind == "video":

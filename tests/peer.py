@@ -16,7 +16,9 @@ import aiohttp
 import av
 import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
+
+from avatar_rt.rtc_frames import received_frames
 
 
 class PcmTrack(MediaStreamTrack):
@@ -72,11 +74,7 @@ class Viewer:
 
     async def _read(self, track) -> None:
         resampler = av.AudioResampler(format="s16", layout="mono", rate=16000) if track.kind == "audio" else None
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
+        async for frame in received_frames(track):
             now = time.monotonic()
             if resampler is None:
                 self.frames.append(now)

@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable
 import av
 import numpy as np
 from aiortc import RTCPeerConnection
-from aiortc.mediastreams import MediaStreamError
 
 from avatar_rt.bench.client import Microphone, connect, http_json
+from avatar_rt.rtc_frames import received_frames
 
 RATE = 16000
 
@@ -32,21 +32,13 @@ async def run_call(base_url: str, pcm_16k: np.ndarray, seconds: float,
     channel.on("message", lambda m: got["messages"].append(json.loads(m)))
 
     async def read_video(track):
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
+        async for frame in received_frames(track):
             # The decoded picture as it is (I420: luma, then the two chroma planes), converted when read.
             got["video"].append((time.monotonic(), frame.to_ndarray(format="yuv420p")))
 
     async def read_audio(track):
         resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
+        async for frame in received_frames(track):
             arrival = time.monotonic()
             for f in resampler.resample(frame):
                 got["audio"].append((arrival, f.to_ndarray().reshape(-1)))

@@ -11,7 +11,8 @@ import aiohttp
 import numpy as np
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
+
+from avatar_rt.rtc_frames import received_frames
 
 from conftest import espeak
 
@@ -165,11 +166,7 @@ def test_a_viewer_hears_the_agents_voice(server, tts_22k):
             import av
 
             resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
-            while True:
-                try:
-                    frame = await track.recv()
-                except MediaStreamError:
-                    return
+            async for frame in received_frames(track):
                 if track.kind == "video":
                     frames.append(time.monotonic())
                     continue
@@ -265,11 +262,7 @@ def test_a_whep_player_watches_a_session_an_agent_drives(server, tts_22k):
         got = {"video": 0, "loud_audio": 0}
 
         async def read(track):
-            while True:
-                try:
-                    frame = await track.recv()
-                except MediaStreamError:
-                    return
+            async for frame in received_frames(track):
                 if track.kind == "video":
                     got["video"] += 1
                 elif np.abs(frame.to_ndarray()).max() > 1000:

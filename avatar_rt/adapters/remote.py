@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 import av
 import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 
 from avatar_rt.client import AgentConnection, AvatarApiError, AvatarClient, SessionInfo
+from avatar_rt.rtc_frames import received_frames
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +66,13 @@ class RemoteAvatar:
 
     @staticmethod
     async def _read_video(track, sink: VideoSink) -> None:
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
+        async for frame in received_frames(track):
             await sink(frame.to_ndarray(format="rgb24"))
 
     @staticmethod
     async def _read_audio(track, sink: AudioSink) -> None:
         resampler = av.AudioResampler(format="s16", layout="mono", rate=VOICE_RATE)
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
+        async for frame in received_frames(track):
             for out in resampler.resample(frame):
                 await sink(out.to_ndarray().reshape(-1).astype(np.int16))
 

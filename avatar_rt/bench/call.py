@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from aiortc import RTCPeerConnection
-from aiortc.mediastreams import MediaStreamError
 
 from avatar_rt.bench.client import BenchError, Microphone, connect, http_json
 from avatar_rt.bench.stimulus import Stimulus
+from avatar_rt.rtc_frames import received_frames
 from avatar_rt.server.rtp_audio import PacketClock, receiver_of
 
 
@@ -54,11 +54,7 @@ class BenchCall:
 
     async def _read_video(self, track, clock: PacketClock | None) -> None:
         x0, y0, x1, y1 = self.record.mouth_box
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
+        async for frame in received_frames(track):
             delivered = time.monotonic()
             plane = frame.planes[0]
             luma = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
@@ -67,11 +63,8 @@ class BenchCall:
 
     async def _drain(self, track) -> None:
         """The avatar's voice is read (an unread track buffers without bound) but not measured."""
-        while True:
-            try:
-                await track.recv()
-            except MediaStreamError:
-                return
+        async for _ in received_frames(track):
+            pass
 
     async def start(self, http) -> None:
         self.pc.addTrack(self.mic)
