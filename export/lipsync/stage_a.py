@@ -594,6 +594,11 @@ class Config:
     # export/lipsync/sphinx_am.py has the study). The acoustic model is exported to OUT/phone_am.npz first.
     # Off by default until a full run with it is measured (train_all --phones).
     phones: bool = False
+    # Share of an utterance's draws that build a new augmented example (audio chain, log-mels, phone posteriors);
+    # the others reuse its last one with a new crop. 1.0 (the log-mel model): always new. The phone posteriors cost
+    # about as much CPU as a training step (docs/lipsync.md), so `train_all --phones` sets 0.3: each utterance
+    # still meets ~6 acoustic conditions over 18 epochs, at a third of the front end's cost.
+    sample_refresh: float = 1.0
 
 
 def phone_front(train_set: list[Utterance], out_dir: Path, write_manifest: bool = True
@@ -651,14 +656,20 @@ def train(data_dir: Path, out_dir: Path, cfg: Config, checkpoint: Path | None = 
     def batches():
         """Every step's batch, in order: the only user of `rng`, so a run is reproducible although the
         producer runs one batch ahead in its own thread."""
+        last: dict[int, Sample] = {}  # each utterance's latest example (`Config.sample_refresh`)
+
+        def sample(i: int) -> Sample:
+            if i not in last or cfg.sample_refresh >= 1.0 or rng.random() < cfg.sample_refresh:
+                last[i] = training_sample(train_set[i], rng, stats, others, cfg.p_augment, p_vtlp=cfg.p_vtlp,
+                                          front=front)
+            return last[i]
+
         for _ in range(epochs):
             order = order_rng.permutation(len(train_set))
             for s in range(steps_per_epoch):
                 idx = (rng.integers(0, len(train_set), cfg.batch) if cfg.tiny
                        else order[s * cfg.batch:(s + 1) * cfg.batch])
-                samples = [training_sample(train_set[int(i)], rng, stats, others, cfg.p_augment, p_vtlp=cfg.p_vtlp,
-                                           front=front) for i in idx]
-                yield make_batch(samples, cfg.crop, rng)
+                yield make_batch([sample(int(i)) for i in idx], cfg.crop, rng)
 
     step, t_start = 0, time.monotonic()
     metrics: dict = {}

@@ -44,6 +44,9 @@ STAGE_B_S = 570.0
 # an ESTIMATE, not a full run — the fastest of 7 passes over 16 tiny-dataset utterances (5 946 frames) at load ~5:
 # 0.684 s (log-mel 0.055 s), i.e. 0.043 s an utterance (docs/lipsync.md). Re-measure from the next full run.
 PHONES_S_PER_UTT_EPOCH = 0.043
+# With --phones an utterance's augmented example is rebuilt on 30 % of its draws (stage_a.Config.sample_refresh),
+# so the front end costs 0.3 × the above.
+PHONES_REFRESH = 0.3
 
 
 def _dataset_matches(work: Path, n: int, seed: int) -> bool:
@@ -56,7 +59,7 @@ def _dataset_matches(work: Path, n: int, seed: int) -> bool:
 
 def estimate_s(utterances: int, epochs: int, phones: bool = False) -> float:
     train = utterances * (1 - 0.15)
-    per_utt_epoch = STAGE_A_S_PER_UTT_EPOCH + (PHONES_S_PER_UTT_EPOCH if phones else 0.0)
+    per_utt_epoch = STAGE_A_S_PER_UTT_EPOCH + (PHONES_REFRESH * PHONES_S_PER_UTT_EPOCH if phones else 0.0)
     return utterances * DATA_S_PER_UTT + train * epochs * per_utt_epoch + STAGE_B_S
 
 
@@ -107,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     from export.lipsync import stage_a, stage_b  # noqa: PLC0415  (torch: see the imports above)
 
     t = time.monotonic()
-    cfg_a = stage_a.Config(epochs=a.epochs, seed=a.seed, threads=a.threads, tiny=a.tiny, phones=a.phones)
+    cfg_a = stage_a.Config(epochs=a.epochs, seed=a.seed, threads=a.threads, tiny=a.tiny, phones=a.phones,
+                           sample_refresh=PHONES_REFRESH if a.phones else 1.0)
     if a.tiny:
         cfg_a.batch, cfg_a.crop, cfg_a.max_steps, cfg_a.threads = 4, 200, 20, 1
     else:
