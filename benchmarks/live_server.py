@@ -19,13 +19,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(work_dir: str | Path, *extra: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
-    """Serve with a fresh database in `work_dir` (its log beside it); returns the process and its URL."""
+def start_server(work_dir: str | Path, *extra: str, env: dict | None = None,
+                 tree: Path = REPO) -> tuple[subprocess.Popen, str]:
+    """Serve with a fresh database in `work_dir` (its log beside it); returns the process and its URL.
+    `tree`: the checkout whose code serves (another one for an old-vs-new comparison)."""
     port = free_port()
     log = open(Path(work_dir) / "server.log", "w")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    if tree != REPO:
+        env["PYTHONPATH"] = str(tree) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen([sys.executable, "-m", "avatar_rt", "serve", "--port", str(port),
                              "--db", str(Path(work_dir) / "bench.sqlite3"), "--rate-sessions", "0,1", *extra],
-                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+                            cwd=tree, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while time.time() < deadline:

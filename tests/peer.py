@@ -124,20 +124,42 @@ class Viewer:
 
 async def _watch(base_url: str) -> None:
     """`python tests/peer.py URL`: one viewer in its own process (so the caller's CPU use cannot slow its
-    decoding); prints `session <id>`, then `second <unix time> <frames> <state>` each second, until stdin closes."""
+    decoding); prints `session <id>`, then each second `second <unix time> <frames> <state> <ping p50 ms>
+    <ping max ms>` until stdin closes. It pings the server on its control channel every 100 ms: the round trip
+    passes through the server's event loop, so it shows that loop's lag from outside, on any server version
+    ("-" when no pong came back within the second)."""
     import sys
 
     viewer = Viewer(base_url)
     await viewer.connect()
     print(f"session {viewer.session_id}", flush=True)
+    rtts: list[float] = []
+
+    def on_message(raw) -> None:
+        msg = json.loads(raw)
+        if msg.get("type") == "pong" and isinstance(msg.get("t"), float):
+            rtts.append(1000.0 * (time.monotonic() - msg["t"]))
+
+    viewer.channel.on("message", on_message)
+
+    async def ping() -> None:
+        while True:
+            if viewer.channel.readyState == "open":  # it opens a moment after the connection does
+                viewer.channel.send(json.dumps({"type": "ping", "t": time.monotonic()}))
+            await asyncio.sleep(0.1)
+
+    pinger = asyncio.ensure_future(ping())
     loop = asyncio.get_running_loop()
     stdin_closed = loop.run_in_executor(None, sys.stdin.read)
     start, second = time.monotonic(), 0
     while not stdin_closed.done():
         await asyncio.sleep(start + second + 1 - time.monotonic())
         n = sum(1 for t in viewer.frames if start + second <= t < start + second + 1)
-        print(f"second {time.time():.3f} {n} {viewer.pc.connectionState}", flush=True)
+        got, rtts[:] = sorted(rtts), []
+        ping_ms = f"{got[len(got) // 2]:.1f} {got[-1]:.1f}" if got else "- -"
+        print(f"second {time.time():.3f} {n} {viewer.pc.connectionState} {ping_ms}", flush=True)
         second += 1
+    pinger.cancel()
     await viewer.close()
 
 

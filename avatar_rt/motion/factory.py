@@ -74,7 +74,10 @@ def _check_pairing(model) -> None:
                    "retrain stage B (python -m export.lipsync.stage_b) for behaviour that matches")
 
 
+@functools.lru_cache(maxsize=1)
 def lipsync_available() -> bool:
+    """Whether engines/ has a verified lip-sync model; asked once per process (the model loads once and every
+    stream shares it), not at every new session: the sha256 of the file took up to 0.2 s on the event loop."""
     from avatar_rt.motion.lipsync import ENGINE_NAME
 
     try:

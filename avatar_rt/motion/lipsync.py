@@ -48,6 +48,7 @@ behaviour then only breathes).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import deque
@@ -86,8 +87,10 @@ def frame_end_sample(m: int, fps: float) -> int:
     return int((m + 1) * SAMPLE_RATE // fps)
 
 
+@functools.lru_cache(maxsize=16)
 def lookahead_for(fps: float, right_context: int) -> int:
-    """The smallest lookahead (video frames) with which every shown frame's hop is already computed."""
+    """The smallest lookahead (video frames) with which every shown frame's hop is already computed.
+    Cached: the search costs ~60 ms of exact fractions, and every new session asks again."""
     period = 1000  # the pattern repeats every fps·k frames; 1000 steps cover 25, 30, 29.97, 60 …
     for lookahead in range(0, 64):
         if all((hop_for_frame(m - lookahead, fps) + right_context + 1) * HOP <= frame_end_sample(m, fps)

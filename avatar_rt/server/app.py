@@ -24,6 +24,7 @@ from avatar_rt.server import memory, quiet_logs
 from avatar_rt.server.auth import Auth, auth_middleware
 from avatar_rt.server.avatar_routes import add_avatar_routes
 from avatar_rt.server.avatars import AvatarStore
+from avatar_rt.server.loop_lag import LoopLag
 from avatar_rt.server.limits import Limits, SessionSlots, client_key, rate_limit_middleware, shorten_ice_consent
 from avatar_rt.server.process_stats import process_stats
 from avatar_rt.server.session import Session
@@ -113,9 +114,11 @@ class AvatarServer:
         self.sessions: dict[str, Session] = {}
         self.slots = SessionSlots(replace(config.limits, max_sessions=config.max_sessions))
         self.started = time.time()
+        self.loop_lag = LoopLag()  # how late the event loop runs, for every session at once (/v1/metrics)
 
     async def startup(self, app: web.Application) -> None:
         quiet_logs.install(asyncio.get_running_loop())
+        self.loop_lag.start()
         avatar = await self.avatars.add(Path(self.config.avatar).read_bytes(), pinned=True)
         self.default_avatar_id = avatar.avatar_id
         log.info("default avatar %s ready (%s)", avatar.avatar_id, self.config.avatar)
@@ -127,6 +130,7 @@ class AvatarServer:
         log.info("shutting down: closing %d session(s)", len(self.sessions))
         await asyncio.gather(*(s.close() for s in list(self.sessions.values())), return_exceptions=True)
         self.store.close()
+        self.loop_lag.stop()
 
     def _session(self, request: web.Request) -> Session:
         sid = request.match_info["session_id"]
@@ -156,9 +160,10 @@ class AvatarServer:
             raise AvatarRtError('"avatar_id" must be a string', code="bad_json")
         avatar = await self.avatars.get_or_restore(avatar_id)
         self.slots.check_capacity()
-        session = Session(avatar, self.config.fps, self.store, self.avatars,
-                          motion_model=make_motion_model(self.config.motion, self.config.fps, self.config.behaviour,
-                                                         seed=secrets.randbits(31)))
+        cfg, seed = self.config, secrets.randbits(31)
+        session = await Session.create(avatar, cfg.fps, self.store, self.avatars,
+                                       lambda: make_motion_model(cfg.motion, cfg.fps, cfg.behaviour, seed=seed),
+                                       edit_rate=cfg.limits.edit_rate)
         await session.prepare()
         self.sessions[session.session_id] = session
         session.on_closed.append(lambda s: (self.sessions.pop(s.session_id, None), self.slots.closed(s),
@@ -235,6 +240,7 @@ class AvatarServer:
             "fps_target": self.config.fps,
             "sessions": {sid: {"state": s.state, **s.snapshot()} for sid, s in self.sessions.items()},
             "process": process_stats(),
+            "event_loop": self.loop_lag.snapshot(),
         })
 
     async def index(self, request: web.Request) -> web.StreamResponse:

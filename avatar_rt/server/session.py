@@ -15,6 +15,7 @@ import functools
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -39,9 +40,29 @@ log = logging.getLogger(__name__)
 MAX_CATCH_UP_S = 1.0
 
 
+def build_pipeline(avatar: Avatar, fps: float, store: EditStore | None,
+                   motion_model=None) -> tuple[EditEngine, FramePipeline]:
+    """A session's edits (loaded from the store) and its frame pipeline (motion model, rig basis)."""
+    edits = EditEngine(avatar.avatar_id, store)
+    return edits, FramePipeline(avatar.portrait, fps, renderer=avatar.renderer, edits=edits, motion_model=motion_model)
+
+
 class Session:
-    def __init__(self, avatar: Avatar, fps: float, store: EditStore | None = None,
-                 avatars: AvatarStore | None = None, motion_model=None):
+    @classmethod
+    async def create(cls, avatar: Avatar, fps: float, store: EditStore | None, avatars: AvatarStore | None,
+                     make_motion_model: Callable[[], object], *,
+                     edit_rate: tuple[float, float] = (0.0, 1.0)) -> Session:
+        """A session whose pipeline is built in a worker thread. The motion model and the rig basis take
+        30-60 ms of CPU (200 ms on a loaded machine): on the event loop that held every other session's
+        frames for as long, at each POST /v1/sessions (the stall watchdog, server/loop_lag.py, found it)."""
+        def build() -> tuple[EditEngine, FramePipeline]:
+            return build_pipeline(avatar, fps, store, make_motion_model())
+
+        edits, pipeline = await asyncio.get_running_loop().run_in_executor(None, build)
+        return cls(avatar, fps, store, avatars, edits=edits, pipeline=pipeline, edit_rate=edit_rate)
+
+    def __init__(self, avatar: Avatar, fps: float, store: EditStore | None, avatars: AvatarStore | None, *,
+                 edits: EditEngine, pipeline: FramePipeline, edit_rate: tuple[float, float] = (0.0, 1.0)):
         self.session_id = uuid.uuid4().hex
         self.avatar = avatar
         self.fps = fps
@@ -53,14 +74,13 @@ class Session:
         self.avatars = avatars
         self._static_key = ""
         # The avatar's persisted edits come back with every new session (a reconnect included).
-        self.edits = EditEngine(avatar.avatar_id, store)
-        self.pipeline = FramePipeline(avatar.portrait, fps, renderer=avatar.renderer, edits=self.edits,
-                                      motion_model=motion_model)
+        self.edits, self.pipeline = edits, pipeline  # Session.create builds them
         self.ingress = AudioIngress()
         self.jitter = AdaptiveJitterBuffer()
         self.video = PipelineVideoTrack(fps, on_sent=self.metrics.frame_sent, on_encoded=self.metrics.frame_encoded)
         self.audio = PipelineAudioTrack()
         self.control: ControlChannel | None = None
+        self.edit_rate = edit_rate  # the control channel's edits: (per second, burst); (0, 1) is unlimited
         # A voice agent's link (avatar_rt.agent.attach) once one drives this session: then its segments, not the
         # microphone, are the session's audio.
         self.agent = None
@@ -146,7 +166,8 @@ class Session:
         @pc.on("datachannel")
         def on_datachannel(channel) -> None:
             if channel.label == "control" and self.control is None:
-                self.control = ControlChannel(channel, self.snapshot, self.edit, on_agent=self._agent_message)
+                self.control = ControlChannel(channel, self.snapshot, self.edit, on_agent=self._agent_message,
+                                              edit_rate=self.edit_rate)
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
