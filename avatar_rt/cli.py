@@ -126,7 +126,9 @@ def _serve(args: argparse.Namespace) -> int:
     if auth.required:
         page += f"?token={auth.token}"
     print(f"avatar-rt: serving on {page} (open it in a browser)", flush=True)
-    web.run_app(app, host=args.host, port=args.port, print=None)
+    # aiohttp arms its keep-alive timer when a connection opens and after each answer, and does not re-arm it
+    # while headers trickle in: it is the header-read timeout that cuts slow-loris clients off.
+    web.run_app(app, host=args.host, port=args.port, print=None, keepalive_timeout=limits.header_timeout_s)
     return 0
 
 

@@ -4,7 +4,7 @@
     from avatar_rt.client import AvatarClient
 
     async def main():
-        async with AvatarClient("http://127.0.0.1:8080") as client:
+        async with AvatarClient("http://127.0.0.1:8080") as client:    # token=… or $AVATAR_RT_TOKEN
             session = await client.create_session()
             print("watch at", client.watch_url(session))
             async with await client.connect_agent(session.session_id, sample_rate=22050) as agent:
@@ -19,6 +19,10 @@
 barge-in; `set_state("listening" | "thinking" | …)` tells the face what to show
 between replies; `events()` yields every event the server sends (typed below).
 The protocol itself is documented in docs/api.md ("Voice agents").
+
+A server listening beyond loopback wants a bearer token (README "Security and limits"): give it as
+`AvatarClient(url, token=…)` or in `$AVATAR_RT_TOKEN`; every call, the agent socket and anything sent through
+`client.http` then carry it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -36,6 +41,7 @@ import aiohttp
 import numpy as np
 
 AgentState = str  # "idle" | "listening" | "thinking" | "speaking"
+TOKEN_ENV = "AVATAR_RT_TOKEN"  # the server's --token default too (avatar_rt/server/auth.py)
 
 
 class AvatarApiError(Exception):
@@ -111,14 +117,20 @@ def _pcm_bytes(pcm: bytes | np.ndarray) -> bytes:
 class AvatarClient:
     """HTTP side: sessions and edits. Use as `async with AvatarClient(url) as client`."""
 
-    def __init__(self, base_url: str, *, http: aiohttp.ClientSession | None = None):
+    def __init__(self, base_url: str, *, token: str | None = None, http: aiohttp.ClientSession | None = None):
+        """`token`: the server's bearer token (or a session_token, for that session's calls only); default
+        $AVATAR_RT_TOKEN; none for a server on loopback without one."""
         self.base_url = base_url.rstrip("/")
+        self.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
         self._http = http
         self._own_http = http is None
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
     async def __aenter__(self) -> AvatarClient:
-        if self._http is None:
-            self._http = aiohttp.ClientSession()
+        self.http  # noqa: B018  (created here, inside the caller's event loop)
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -131,12 +143,13 @@ class AvatarClient:
 
     @property
     def http(self) -> aiohttp.ClientSession:
+        """The HTTP session; one this client made sends the token with every request."""
         if self._http is None:
-            self._http = aiohttp.ClientSession()
+            self._http = aiohttp.ClientSession(headers=self.headers)
         return self._http
 
     async def _call(self, method: str, path: str, body: dict | None = None) -> dict:
-        async with self.http.request(method, self.base_url + path, json=body) as resp:
+        async with self.http.request(method, self.base_url + path, json=body, headers=self.headers) as resp:
             data = await resp.json(content_type=None) if resp.status != 204 else {}
             if resp.status >= 400:
                 err = (data or {}).get("error", {})
@@ -159,9 +172,12 @@ class AvatarClient:
         return await self._call("POST", f"/v1/sessions/{session_id}/edits/text", {"text": text})
 
     def watch_url(self, session: SessionInfo | str) -> str:
-        """The page that watches this session in a browser (the web client with ?session=…)."""
+        """The page that watches this session in a browser (the web client with ?session=…), with the
+        session's own token when the server gave one (it opens that session only), else this client's."""
         sid = session.session_id if isinstance(session, SessionInfo) else session
-        return f"{self.base_url}/?session={sid}"
+        token = session.raw.get("session_token") if isinstance(session, SessionInfo) else None
+        token = token or self.token
+        return f"{self.base_url}/?session={sid}" + (f"&token={token}" if token else "")
 
     async def connect_agent(self, session_id: str, *, sample_rate: int | None = 16000) -> AgentConnection:
         """Attach as the session's voice agent: its audio then comes from this connection's segments.
@@ -169,7 +185,7 @@ class AvatarClient:
         query = f"?sample_rate={sample_rate}" if sample_rate else ""
         url = self.base_url.replace("http", "ws", 1) + f"/v1/sessions/{session_id}/agent{query}"
         try:
-            ws = await self.http.ws_connect(url, heartbeat=10.0, max_msg_size=1 << 20)
+            ws = await self.http.ws_connect(url, heartbeat=10.0, max_msg_size=1 << 20, headers=self.headers)
         except aiohttp.WSServerHandshakeError as exc:
             raise AvatarApiError("agent_refused", f"the server refused the agent socket ({exc.status})",
                                  exc.status) from exc

@@ -137,3 +137,35 @@ def test_a_server_beyond_loopback_without_a_token_makes_one_and_prints_it():
         assert call(srv.base_url, "GET", "/v1/health", token) == 200
     finally:
         stop_server(srv)
+
+
+def test_the_python_client_sends_the_token(guarded, monkeypatch):
+    """avatar_rt.client against a token-guarded server: refused without a token; with `token=` or $AVATAR_RT_TOKEN
+    it creates a session, edits it and attaches as its voice agent (the socket carries the token too)."""
+    from avatar_rt.client import AvatarApiError, AvatarClient
+
+    async def without() -> AvatarApiError:
+        async with AvatarClient(guarded.base_url, token="") as client:
+            try:
+                await client.create_session()
+            except AvatarApiError as exc:
+                return exc
+        raise AssertionError("the server accepted a call without the token")
+
+    async def works(client: AvatarClient) -> tuple[int, str, str, str]:
+        async with client:
+            session = await client.create_session()
+            ack = await client.edit(session.session_id, {"set": {"emotion": {"happy": 0.4}}})
+            async with await client.connect_agent(session.session_id, sample_rate=16000) as agent:
+                described = await agent.describe()
+            url = client.watch_url(session)
+            await client.delete_session(session.session_id)
+            return ack["version"], described["type"], url, session.raw["session_token"]
+
+    monkeypatch.delenv("AVATAR_RT_TOKEN", raising=False)
+    refused = asyncio.run(without())
+    assert refused.status == 401 and refused.code == "unauthorized", refused
+    version, described, url, session_token = asyncio.run(works(AvatarClient(guarded.base_url, token=TOKEN)))
+    assert version >= 1 and described and url.endswith(f"&token={session_token}")
+    monkeypatch.setenv("AVATAR_RT_TOKEN", TOKEN)
+    assert asyncio.run(works(AvatarClient(guarded.base_url)))[0] > version

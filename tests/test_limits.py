@@ -7,8 +7,10 @@ a user at 127.0.0.1 are two clients of one machine.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,7 +23,8 @@ from conftest import REPO, start_server, stop_server
 from peer import Viewer
 
 LIMITS = ["--max-sessions", "1", "--pending-ttl", "3", "--connect-timeout", "4", "--consent-timeout", "3",
-          "--rate-sessions", "0.5,20", "--rate-edits", "1,4", "--rate-uploads", "0,1", "--max-upload-mb", "1"]
+          "--rate-sessions", "0.5,20", "--rate-edits", "1,4", "--rate-uploads", "0,1", "--max-upload-mb", "1",
+          "--header-timeout", "3"]
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +215,79 @@ def test_edits_are_rate_limited_per_client(limited):
     assert codes[:4] == [200] * 4 and 429 in codes[4:]
 
 
+def test_slow_loris_client_trickling_headers_is_cut_off(limited):
+    """A client sending one header line a second never finishes its request: --header-timeout 3 closes it,
+    and the server answers everyone else meanwhile."""
+    host, port = limited.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        t0 = time.monotonic()
+        sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+        closed_after = None
+        for i in range(20):
+            try:
+                sock.sendall(f"X-Slow-{i}: {'a' * 10}\r\n".encode())
+                with urllib.request.urlopen(limited.base_url + "/v1/health", timeout=5) as resp:
+                    assert resp.status == 200  # everyone else is served meanwhile
+                sock.settimeout(1.0)
+                if sock.recv(1024) == b"":
+                    closed_after = time.monotonic() - t0
+                    break
+            except socket.timeout:
+                continue  # still open: trickle on
+            except (BrokenPipeError, ConnectionResetError):
+                closed_after = time.monotonic() - t0
+                break
+    print(f"slow-loris connection closed {closed_after} s after it opened (--header-timeout 3)")
+    assert closed_after is not None and closed_after < 3 + 2.5, "the trickling connection was kept open"
+
+
 def test_health_without_limits_headers_is_not_rate_limited(limited):
     for _ in range(50):
         with urllib.request.urlopen(limited.base_url + "/v1/health", timeout=5) as resp:
             assert resp.status == 200
+
+
+def test_control_channel_edit_flood_is_refused_with_a_message_and_harms_no_one():
+    """A page flooding edits over its datachannel: past --rate-edits it gets `rate_limited` errors on the channel,
+    its video goes on, and another session's edits and video are untouched."""
+    srv = start_server("limits_flood.log", "--max-sessions", "2", "--rate-edits", "5,10")
+
+    async def go():
+        flooder, other = Viewer(srv.base_url), Viewer(srv.base_url)
+        await flooder.connect()
+        await other.connect()
+        await asyncio.sleep(1.0)
+        t0 = time.monotonic()
+        for i in range(300):
+            flooder.channel.send(json.dumps({"type": "edit", "id": i, "set": {"lip_scale": 1.0 + (i % 5) / 10}}))
+            if i % 50 == 49:
+                await asyncio.sleep(0.05)  # let SCTP drain, as a browser's send buffer would
+        deadline = time.monotonic() + 30
+        replies = lambda: [m for m in flooder.messages if m.get("id") in range(300)]  # noqa: E731
+        while len(replies()) < 300 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        flood_s = time.monotonic() - t0
+        other.channel.send(json.dumps({"type": "edit", "id": "other", "set": {"emotion": {"happy": 0.5}}}))
+        flooder.channel.send(json.dumps({"type": "ping", "id": "after"}))
+        await asyncio.sleep(1.0)
+        during = [sum(1 for t in v.frames if t0 <= t <= t0 + flood_s) / flood_s for v in (flooder, other)]
+        result = replies(), flood_s, during, list(other.messages), list(flooder.messages)
+        await flooder.close()
+        await other.close()
+        return result
+
+    try:
+        replies, flood_s, (fps_flooder, fps_other), other_messages, flooder_messages = run(go())
+    finally:
+        stop_server(srv)
+    acks = [m for m in replies if m.get("type") == "edit.ack"]
+    refused = [m for m in replies if m.get("code") == "rate_limited"]
+    print(f"300 edits over the channel in {flood_s:.1f} s with --rate-edits 5,10: {len(acks)} applied, "
+          f"{len(refused)} refused; fps meanwhile: flooder {fps_flooder:.1f}, other session {fps_other:.1f}")
+    assert len(replies) == 300, "every edit gets an answer"
+    assert 10 <= len(acks) <= 10 + 5 * flood_s + 2 and len(acks) + len(refused) == 300
+    assert "too many edits on this session's channel" in refused[0]["message"] and "retry in" in refused[0]["message"]
+    assert any(m.get("type") == "pong" and m.get("id") == "after" for m in flooder_messages)
+    assert any(m.get("type") == "edit.ack" and m.get("id") == "other" for m in other_messages), \
+        "the other session's edit was refused or lost"
+    assert fps_flooder > 0 and fps_other > 0, "video stopped during the flood"

@@ -15,6 +15,7 @@ from aiortc import RTCDataChannel
 from avatar_rt.agent.link import AGENT_TYPES
 from avatar_rt.errors import AvatarRtError
 from avatar_rt.server.edit_api import MESSAGE_TYPES as EDIT_TYPES
+from avatar_rt.server.limits import RateLimiter
 
 MAX_MESSAGE_BYTES = 64 * 1024
 log = logging.getLogger(__name__)
@@ -23,12 +24,16 @@ log = logging.getLogger(__name__)
 class ControlChannel:
     def __init__(self, channel: RTCDataChannel, snapshot: Callable[[], dict],
                  on_edit: Callable[[str, dict], dict] | None = None,
-                 on_agent: Callable[[dict | bytes], dict | None] | None = None):
+                 on_agent: Callable[[dict | bytes], dict | None] | None = None,
+                 edit_rate: tuple[float, float] = (0.0, 1.0)):
         self.channel = channel
         self._snapshot = snapshot
         self._on_edit = on_edit
         # The voice-agent protocol (avatar_rt.agent): its JSON messages and binary PCM; returns a reply or None.
         self._on_agent = on_agent
+        # Edits from this page, however it sends them: each one is a durable SQLite commit and may start a re-bake,
+        # so a flooding page gets `rate_limited` errors instead of taking the event loop from every session.
+        self._edit_limiter = RateLimiter(*edit_rate)
         # Per-frame motion for 3D clients, off until asked for: {"arkit", "visemes", "params"}.
         self.motion_streams: set[str] = set()
         channel.on("message", self._on_message)
@@ -90,6 +95,11 @@ class ControlChannel:
 
     def _edit(self, kind: str, msg: dict) -> None:
         request_id = msg.get("id") if isinstance(msg.get("id"), (int, str)) else None
+        wait = self._edit_limiter.take("channel")
+        if wait > 0:
+            self.error("rate_limited", self._edit_limiter.refusal("edits on this session's channel", wait) +
+                       "; this edit was not applied", request_id)
+            return
         body = {k: v for k, v in msg.items() if k not in ("id", "type")}  # transport keys, not edit fields
         try:
             reply = self._on_edit(kind, body)

@@ -45,12 +45,18 @@ def add_arguments(serve: argparse.ArgumentParser) -> None:
     g.add_argument("--consent-timeout", type=_positive, default=d.consent_timeout_s, metavar="SECONDS",
                    help="a connected client that stops answering ICE consent checks this long is gone and its "
                         f"session closed (default: {d.consent_timeout_s:g})")
-    for flag, attr, what in (("--rate-sessions", "session_rate", "session creations"),
-                             ("--rate-edits", "edit_rate", "HTTP edit calls"),
-                             ("--rate-uploads", "upload_rate", "avatar uploads")):
+    g.add_argument("--header-timeout", type=_positive, default=d.header_timeout_s, metavar="SECONDS",
+                   help="a connection must send a whole request line and headers within this long of opening (or of "
+                        "its previous answer), else it is closed: slow-loris clients trickling headers hold nothing "
+                        f"for long; idle keep-alive connections close then too (default: {d.header_timeout_s:g})")
+    for flag, attr, what in (("--rate-sessions", "session_rate", "session creations per client"),
+                             ("--rate-edits", "edit_rate", "edit calls per client over HTTP, and edit messages per "
+                                                           "session on its control channel (refused there with a "
+                                                           "rate_limited error message)"),
+                             ("--rate-uploads", "upload_rate", "avatar uploads per client")):
         rate, burst = getattr(d, attr)
         g.add_argument(flag, type=_rate, default=(rate, burst), metavar="RATE,BURST",
-                       help=f"{what} per client: RATE a second after a burst of BURST; more get 429 with "
+                       help=f"{what}: RATE a second after a burst of BURST; more get 429 with "
                             f"Retry-After; 0,1 turns it off (default: {rate:g},{burst:g})")
     g.add_argument("--max-upload-mb", type=_positive, default=d.max_upload_bytes / 2**20,
                    help=f"largest avatar upload in MiB; larger gets 413 (default: {d.max_upload_bytes // 2**20})")
@@ -61,6 +67,7 @@ def from_args(args: argparse.Namespace) -> tuple[Limits, Auth, bool]:
     limits = Limits(max_sessions=args.max_sessions, pending_per_client=args.pending_per_client,
                     pending_total=args.pending_total, pending_ttl_s=args.pending_ttl,
                     connect_timeout_s=args.connect_timeout, consent_timeout_s=args.consent_timeout,
+                    header_timeout_s=args.header_timeout,
                     session_rate=args.rate_sessions, edit_rate=args.rate_edits, upload_rate=args.rate_uploads,
                     max_upload_bytes=int(args.max_upload_mb * 2**20))
     auth, generated = Auth.for_host(args.host, args.token or os.environ.get(TOKEN_ENV) or None)

@@ -42,8 +42,9 @@ class Limits:
     connect_timeout_s: float = 20.0  # an offered session whose connection does not complete is reclaimed
     consent_timeout_s: float = 10.0  # a connected client silent this long (no ICE consent replies) is gone
     session_rate: tuple[float, float] = (0.5, 10)  # session creations per client: per second, burst
-    edit_rate: tuple[float, float] = (20.0, 60)  # edit calls per client (HTTP)
+    edit_rate: tuple[float, float] = (20.0, 60)  # edit calls per client (HTTP), and per session's control channel
     upload_rate: tuple[float, float] = (0.2, 5)  # avatar uploads per client
+    header_timeout_s: float = 10.0  # a client must send a request's line and headers within this (slow loris)
     max_upload_bytes: int = 20 * 2**20
     max_json_bytes: int = 256 * 2**10
 
@@ -74,6 +75,11 @@ class RateLimiter:
         while len(self._buckets) > self._max_clients:
             self._buckets.popitem(last=False)  # the longest-idle client: its bucket had refilled anyway
         return wait
+
+    def refusal(self, what: str, wait: float) -> str:
+        """What a refused caller is told."""
+        return (f"too many {what} (at most {self.burst:g} at once, then {self.rate:g} a second); "
+                f"retry in {math.ceil(wait)} s")
 
 
 class SessionLike(Protocol):
@@ -199,8 +205,7 @@ def rate_limit_middleware(limits: Limits):
             limiter = limiters[action]
             wait = limiter.take(client_key(request))
             if wait > 0:
-                message = (f"too many {what[action]} from this client (at most {limiter.burst:g} at once, then "
-                           f"{limiter.rate:g} a second); retry in {math.ceil(wait)} s")
+                message = limiter.refusal(f"{what[action]} from this client", wait)
                 return web.json_response({"error": {"code": "rate_limited", "message": message}}, status=429,
                                          headers={"Retry-After": str(math.ceil(wait))})
         return await handler(request)
