@@ -8,11 +8,13 @@ Sampled every --every seconds, over that window:
   (arrival time minus RTP media time, video minus audio, medians over the window). RTP clocks start at random
   offsets, so the number that matters is its drift from the first window: the issue's target is ≤ 40 ms;
 * latency: the audio path's mouth-to-ear delay (the sent speech envelope against the received one, by
-  cross-correlation over the window's speech), and the control channel's ping round trip;
+  cross-correlation over the window's speech), the control channel's ping round trip, and the server's
+  event-loop lag (p99 over its last minute, /v1/metrics);
 * RSS of the server process.
 
-Then a PNG plot of the four over time and a JSON of the samples. The issue's targets for an hour: A/V offset
-drift ≤ 40 ms, no fps decline, RSS growth ≤ 20 MB.
+Then a PNG plot of the four over time and a JSON of the samples, and a verdict on the issue's targets for an
+hour: A/V offset drift ≤ 40 ms, no fps decline, RSS growth ≤ 20 MB (start and end: medians of the first and
+last tenth of the windows; exit status 1 when one fails).
 
     python benchmarks/soak.py                         # one hour
     python benchmarks/soak.py --minutes 2 --every 10  # a short check that it works
@@ -138,6 +140,12 @@ async def ping_ms(viewer: Viewer, ident: int) -> float | None:
     return None
 
 
+async def loop_lag_p99(viewer: Viewer) -> float | None:
+    """The server's event-loop lag, p99 over its last minute (/v1/metrics event_loop; None on a server without)."""
+    status, metrics = await viewer.call("GET", "/v1/metrics")
+    return (metrics or {}).get("event_loop", {}).get("lag_ms", {}).get("p99") if status == 200 else None
+
+
 async def soak(url: str, pid: int, minutes: float, every: float, mic_pcm: np.ndarray) -> list[dict]:
     mic = PcmTrack(mic_pcm, pause_s=2.0)
     viewer = Viewer(url, mic=mic)
@@ -156,7 +164,8 @@ async def soak(url: str, pid: int, minutes: float, every: float, mic_pcm: np.nda
         sample = {"t_s": round(t1 - t_start, 1), "fps": round(frames / (t1 - window_start), 2),
                   "av_offset_ms": av_offset_ms(rec, window_start, t1),
                   "mouth_to_ear_ms": mouth_to_ear_ms(mic, rec, window_start, t1 - 1.0),
-                  "ping_ms": await ping_ms(viewer, n), **process_stats(pid)}
+                  "ping_ms": await ping_ms(viewer, n), "loop_lag_p99_ms": await loop_lag_p99(viewer),
+                  **process_stats(pid)}
         samples.append(sample)
         print(json.dumps(sample), flush=True)
         # Keep the last two windows only: an hour of envelopes and arrival times would be the leak we look for.
@@ -190,7 +199,10 @@ def plot(samples: list[dict], out: Path, title: str) -> None:
         if key == "mouth_to_ear_ms":
             ax.plot(t, [np.nan if s["ping_ms"] is None else s["ping_ms"] for s in samples], marker=".", lw=1,
                     label="control ping RTT")
-            ax.legend(["mouth to ear (audio)", "control ping RTT"], loc="upper right", fontsize=8)
+            ax.plot(t, [np.nan if s.get("loop_lag_p99_ms") is None else s["loop_lag_p99_ms"] for s in samples],
+                    marker=".", lw=1)
+            ax.legend(["mouth to ear (audio)", "control ping RTT", "server event-loop lag p99"], loc="upper right",
+                      fontsize=8)
         if band:
             ax.axhspan(*band, color="green", alpha=0.08)
         ax.set_ylabel(label)
@@ -202,20 +214,33 @@ def plot(samples: list[dict], out: Path, title: str) -> None:
 
 
 def summarize(samples: list[dict]) -> dict:
+    """The issue's three targets. Start and end are the medians of the first and the last tenth of the windows
+    (at least one): RSS swings ±10 MB from window to window with the allocator's working set, and one window's
+    A/V offset by a frame, so single windows would judge noise."""
     steady = samples[1:] or samples  # the first window includes connecting
+    tenth = max(1, len(steady) // 10)
     offsets = [s["av_offset_ms"] for s in steady if s["av_offset_ms"] is not None]
     fps = np.array([s["fps"] for s in steady])
     half = max(1, len(fps) // 2)
-    rss = [s["rss_mb"] for s in steady]
+    rss = np.array([s["rss_mb"] for s in steady])
     lat = [s["mouth_to_ear_ms"] for s in steady if s["mouth_to_ear_ms"] is not None]
+    reference = float(np.median(offsets[:tenth])) if offsets else None
+    rss_start, rss_end = float(np.median(rss[:tenth])), float(np.median(rss[-tenth:]))
+    fps_start, fps_end = float(np.median(fps[:tenth])), float(np.median(fps[-tenth:]))
+    drift = round(max(abs(o - reference) for o in offsets), 1) if offsets else None
     return {
         "windows": len(samples),
-        "av_offset_drift_ms_max": round(max(abs(o - offsets[0]) for o in offsets), 1) if offsets else None,
+        "av_offset_drift_ms_max": drift,
         "fps_first_half": round(float(fps[:half].mean()), 2), "fps_second_half": round(float(fps[half:].mean()), 2)
         if len(fps) > half else None, "fps_min": round(float(fps.min()), 2),
-        "rss_first_mb": rss[0], "rss_last_mb": rss[-1], "rss_growth_mb": round(rss[-1] - rss[0], 1),
+        "fps_start": round(fps_start, 2), "fps_end": round(fps_end, 2),
+        "rss_start_mb": round(rss_start, 1), "rss_end_mb": round(rss_end, 1), "rss_max_mb": float(rss.max()),
+        "rss_growth_mb": round(rss_end - rss_start, 1),
         "mouth_to_ear_ms_median": float(np.median(lat)) if lat else None,
         "mouth_to_ear_ms_max": float(max(lat)) if lat else None,
+        "verdict": {"av_offset_drift_le_40ms": drift is not None and drift <= 40.0,
+                    "no_fps_decline": fps_end >= fps_start - 1.0,  # within a frame a second
+                    "rss_growth_le_20mb": rss_end - rss_start <= 20.0},
     }
 
 
@@ -238,6 +263,8 @@ def main() -> int:
             proc.wait(30)
     summary = summarize(samples)
     print(f"summary: {json.dumps(summary)}")
+    for target, ok in summary["verdict"].items():
+        print(f"{'PASS' if ok else 'FAIL'} {target}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"machine": info, "minutes": args.minutes,
                                                          "every_s": args.every, "summary": summary,
@@ -245,7 +272,7 @@ def main() -> int:
     plot(samples, args.out.with_suffix(".png"),
          f"soak {args.minutes:g} min, {info['cpu']} ×{info['cores']}, {info['date']}")
     print(f"wrote {args.out.with_suffix('.json')} and {args.out.with_suffix('.png')}")
-    return 0
+    return 0 if all(summary["verdict"].values()) else 1
 
 
 if __name__ == "__main__":
