@@ -189,31 +189,31 @@ class AvatarServer:
 
     # --- edits (the same API as the datachannel's edit messages) -------------
     async def edits_get(self, request: web.Request) -> web.Response:
-        return web.json_response(self._session(request).edit("edit.get", {}))
+        return web.json_response(await self._session(request).edit_async("edit.get", {}))
 
     async def edits_post(self, request: web.Request) -> web.Response:
         session = self._session(request)
         body = await _json_body(request, required=True, limit=MAX_EDIT_BYTES)
-        return web.json_response(session.edit("edit", body, from_http=True))
+        return web.json_response(await session.edit_async("edit", body, from_http=True))
 
     async def edits_text(self, request: web.Request) -> web.Response:
         session = self._session(request)
         body = await _json_body(request, required=True, limit=MAX_EDIT_BYTES)
-        return web.json_response(session.edit("edit.text", body, from_http=True))
+        return web.json_response(await session.edit_async("edit.text", body, from_http=True))
 
     async def edits_undo(self, request: web.Request) -> web.Response:
         session = self._session(request)
         body = await _json_body(request, required=False)
-        return web.json_response(session.edit("edit.undo", body, from_http=True))
+        return web.json_response(await session.edit_async("edit.undo", body, from_http=True))
 
     async def preset_save(self, request: web.Request) -> web.Response:
         session = self._session(request)
-        return web.json_response(session.edit("preset.save", {"name": request.match_info["name"]}), status=201)
+        return web.json_response(await session.edit_async("preset.save", {"name": request.match_info["name"]}), status=201)
 
     async def preset_apply(self, request: web.Request) -> web.Response:
         session = self._session(request)
         body = await _json_body(request, required=False)
-        return web.json_response(session.edit("preset.apply", {**body, "name": request.match_info["name"]}, from_http=True))
+        return web.json_response(await session.edit_async("preset.apply", {**body, "name": request.match_info["name"]}, from_http=True))
 
     async def presets(self, request: web.Request) -> web.Response:
         return web.json_response({"names": self.store.preset_names()})

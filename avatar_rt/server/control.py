@@ -5,10 +5,11 @@ Every message is validated; a bad one gets an `error` reply and changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiortc import RTCDataChannel
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 class ControlChannel:
     def __init__(self, channel: RTCDataChannel, snapshot: Callable[[], dict],
-                 on_edit: Callable[[str, dict], dict] | None = None,
+                 on_edit: Callable[[str, dict], Awaitable[dict]] | None = None,
                  on_agent: Callable[[dict | bytes], dict | None] | None = None,
                  edit_rate: tuple[float, float] = (0.0, 1.0)):
         self.channel = channel
@@ -34,6 +35,7 @@ class ControlChannel:
         # Edits from this page, however it sends them: each one is a durable SQLite commit and may start a re-bake,
         # so a flooding page gets `rate_limited` errors instead of taking the event loop from every session.
         self._edit_limiter = RateLimiter(*edit_rate)
+        self._edits_in_flight: set[asyncio.Task] = set()
         # Per-frame motion for 3D clients, off until asked for: {"arkit", "visemes", "params"}.
         self.motion_streams: set[str] = set()
         channel.on("message", self._on_message)
@@ -101,10 +103,20 @@ class ControlChannel:
                        "; this edit was not applied", request_id)
             return
         body = {k: v for k, v in msg.items() if k not in ("id", "type")}  # transport keys, not edit fields
+        # Carried out on the edit thread; its reply comes back in the order the edits came (one thread).
+        task = asyncio.ensure_future(self._edit_reply(kind, body, request_id))
+        self._edits_in_flight.add(task)
+        task.add_done_callback(self._edits_in_flight.discard)
+
+    async def _edit_reply(self, kind: str, body: dict, request_id) -> None:
         try:
-            reply = self._on_edit(kind, body)
+            reply = await self._on_edit(kind, body)
         except AvatarRtError as exc:
             reply = {"type": "error", **exc.to_json()["error"]}
+        except Exception:  # a bug: said on the channel and logged, never a dead task
+            log.exception("control-channel %s failed", kind)
+            reply = {"type": "error", "code": "internal", "message": "the server hit an unexpected error with this "
+                     "edit; other sessions are unaffected"}
         if request_id is not None:
             reply["id"] = request_id
         self.send(reply)

@@ -1,4 +1,4 @@
-"""One render worker pool for all sessions, and no BLAS thread pool.
+"""One render worker pool for all sessions, one edit thread, and no BLAS thread pool.
 
 Each session's frame loop awaits its step before asking for the next, so a session never has
 two steps in flight and its pipeline needs no lock; the pool only bounds how many sessions
@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
+_edit_pool: ThreadPoolExecutor | None = None
 
 
 def limit_blas_threads() -> None:
@@ -35,3 +36,13 @@ def render_pool() -> ThreadPoolExecutor:
             limit_blas_threads()
             _pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="render")
         return _pool
+
+
+def edit_pool() -> ThreadPoolExecutor:
+    """One thread for every session's edits: validation, the SQLite commit (an fsync), the text model. Off the
+    event loop, and one thread so that edits are applied and acknowledged in the order they arrived."""
+    global _edit_pool
+    with _lock:
+        if _edit_pool is None:
+            _edit_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edits")
+        return _edit_pool
