@@ -73,7 +73,7 @@ def loop_lag_between(before: dict | None, after: dict | None) -> dict | None:
     return {"beats": beats, **{k: a[k] - b[k] for k in a if k.startswith("over_")}}
 
 
-def run_variant(name: str, tree: Path, work: Path) -> dict:
+def run_variant(name: str, tree: Path, work: Path, only: set[str] | None = None) -> dict:
     import test_fuzz as fz  # the suite's strategies and inputs
     from hypothesis.errors import HypothesisDeprecationWarning
 
@@ -93,6 +93,8 @@ def run_variant(name: str, tree: Path, work: Path) -> dict:
         time.sleep(BASELINE_S)
         marks = [("baseline", time.time() - BASELINE_S + 1, time.time(), 0.0, 0.0, None, None)]
         for phase, run in phases(fz, live, client):
+            if only and phase not in only:
+                continue
             loop0, srv0, me0, t0 = event_loop(url), cpu_s(proc.pid), time.process_time(), time.time()
             print(f"  {name}: {phase} …", flush=True)
             run()
@@ -212,6 +214,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="rounds of (old, new) alternating (default 1)")
     parser.add_argument("--min-fps", type=float, default=24.0)
     parser.add_argument("--no-flood", action="store_true", help="skip the control-channel edit flood")
+    parser.add_argument("--phases", help="a comma-separated subset of http,uploads,sdp,edits,control (a quick check)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "fuzz_fps",
                         help="writes OUT.json and OUT.png (default benchmarks/results/fuzz_fps)")
     args = parser.parse_args()
@@ -223,7 +226,8 @@ def main() -> int:
         for name, tree in (variants if rnd % 2 == 0 else variants[::-1]):
             with tempfile.TemporaryDirectory(prefix="avatar-rt-fuzzfps-") as tmp:
                 print(f"round {rnd + 1}: {name} ({tree})", flush=True)
-                results.append(run_variant(name, tree, Path(tmp)))
+                results.append(run_variant(name, tree, Path(tmp),
+                                           set(args.phases.split(",")) if args.phases else None))
     floods = []
     if not args.no_flood:
         for name, tree in variants:
