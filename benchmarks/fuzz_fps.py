@@ -23,6 +23,7 @@ were applied or refused. Exit status 1 when this checkout's bystander (or the fl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -73,6 +74,24 @@ def loop_lag_between(before: dict | None, after: dict | None) -> dict | None:
     return {"beats": beats, **{k: a[k] - b[k] for k in a if k.startswith("over_")}}
 
 
+@contextlib.contextmanager
+def server_and_bystander(work: Path, tree: Path, *flags: str):
+    """A server from `tree` and the bystander viewer streaming from it (its own process). Yields (server process,
+    URL, rows); `rows` holds the bystander's per-second lines, split, once the block has ended."""
+    proc, url = start_server(work, *flags, tree=tree)
+    bystander = subprocess.Popen([sys.executable, str(REPO / "tests" / "peer.py"), url], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True, cwd=REPO)
+    rows: list[list[str]] = []
+    try:
+        assert bystander.stdout.readline().startswith("session "), "the bystander did not connect"
+        yield proc, url, rows
+    finally:
+        out, _ = bystander.communicate("", timeout=60)  # stdin closed: it reports and leaves
+        proc.terminate()
+        proc.wait(30)
+        rows.extend(line.split() for line in out.splitlines() if line.startswith("second "))
+
+
 def run_variant(name: str, tree: Path, work: Path, only: set[str] | None = None) -> dict:
     import test_fuzz as fz  # the suite's strategies and inputs
     from hypothesis.errors import HypothesisDeprecationWarning
@@ -81,13 +100,9 @@ def run_variant(name: str, tree: Path, work: Path, only: set[str] | None = None)
     warnings.filterwarnings("ignore", category=HypothesisDeprecationWarning)
 
     fz.COUNTS.clear()
-    proc, url = start_server(work, "--max-sessions", "8", "--pending-ttl", "600", "--rate-edits", "0,1",
-                             "--rate-uploads", "0,1", tree=tree)
-    bystander = subprocess.Popen([sys.executable, str(REPO / "tests" / "peer.py"), url], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, text=True, cwd=REPO)
     rows: list[dict] = []
-    try:
-        assert bystander.stdout.readline().startswith("session "), "the bystander did not connect"
+    with server_and_bystander(work, tree, "--max-sessions", "8", "--pending-ttl", "600", "--rate-edits", "0,1",
+                              "--rate-uploads", "0,1") as (proc, url, seconds):
         live = fz.LiveSession(url)
         client = fz.Http(url)
         time.sleep(BASELINE_S)
@@ -101,11 +116,6 @@ def run_variant(name: str, tree: Path, work: Path, only: set[str] | None = None)
             t1, srv1, me1, loop1 = time.time(), cpu_s(proc.pid), time.process_time(), event_loop(url)
             marks.append((phase, t0 + 1, t1, srv1 - srv0, me1 - me0, loop0, loop1))
         live.close()
-    finally:
-        out, _ = bystander.communicate("", timeout=60)
-        proc.terminate()
-        proc.wait(30)
-    seconds = [line.split() for line in out.splitlines() if line.startswith("second ")]
     for phase, t0, t1, srv_cpu, me_cpu, loop0, loop1 in marks:
         inside = [s for s in seconds if t0 <= float(s[1]) <= t1]
         fps = np.array([int(s[2]) for s in inside]) if inside else np.zeros(1)
@@ -130,11 +140,7 @@ def run_flood(name: str, tree: Path, work: Path, seconds: float = FLOOD_S) -> di
 
     import test_fuzz as fz
 
-    proc, url = start_server(work, "--max-sessions", "8", tree=tree)
-    bystander = subprocess.Popen([sys.executable, str(REPO / "tests" / "peer.py"), url], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, text=True, cwd=REPO)
-    try:
-        assert bystander.stdout.readline().startswith("session "), "the bystander did not connect"
+    with server_and_bystander(work, tree, "--max-sessions", "8") as (_, url, seconds_rows):
         flooder = fz.LiveSession(url)
         time.sleep(3.0)
 
@@ -156,11 +162,6 @@ def run_flood(name: str, tree: Path, work: Path, seconds: float = FLOOD_S) -> di
         frames = sum(1 for t in flooder.viewer.frames if mono0 <= t <= mono1)
         replies = [m for m in flooder.viewer.messages if isinstance(m.get("id"), int)]
         flooder.close()
-    finally:
-        out, _ = bystander.communicate("", timeout=60)
-        proc.terminate()
-        proc.wait(30)
-    seconds_rows = [line.split() for line in out.splitlines() if line.startswith("second ")]
     inside = np.array([int(s[2]) for s in seconds_rows if t0 + 1 <= float(s[1]) <= t1]) if seconds_rows else np.zeros(1)
     return {"variant": name, "flood_s": round(t1 - t0, 1), "edits_sent": int(FLOOD_RATE * seconds),
             "applied": sum(1 for m in replies if m.get("type") == "edit.ack"),
