@@ -15,9 +15,9 @@ class ParityError(RuntimeError):
 
 
 def measure(name: str, got: np.ndarray | list[np.ndarray], ref: np.ndarray | list[np.ndarray], *,
-            reference: str, bound: float, log=print) -> dict:
+            reference: str, bound: float, mean_bound: float | None = None, log=print) -> dict:
     """Max and mean |got − ref| over every value (lists are compared pairwise and pooled); printed, returned as
-    the manifest's `parity` record, a ParityError past `bound`."""
+    the manifest's `parity` record, a ParityError past `bound` (or past `mean_bound` for the mean)."""
     got_l = got if isinstance(got, list) else [got]
     ref_l = ref if isinstance(ref, list) else [ref]
     if len(got_l) != len(ref_l):
@@ -31,8 +31,13 @@ def measure(name: str, got: np.ndarray | list[np.ndarray], ref: np.ndarray | lis
     d = np.concatenate(diffs) if diffs else np.zeros(1)
     record = {"reference": reference, "max_abs": float(d.max()), "mean_abs": float(d.mean()), "bound": bound,
               "values": int(d.size)}
+    if mean_bound is not None:
+        record["mean_bound"] = mean_bound
     log(f"parity {name} vs {reference}: max |Δ| {record['max_abs']:.2e}, mean |Δ| {record['mean_abs']:.2e} "
-        f"over {d.size} values (bound {bound:.0e})")
+        f"over {d.size} values (bound {bound:.0e}{'' if mean_bound is None else f', mean {mean_bound:.0e}'})")
     if not np.isfinite(d).all() or record["max_abs"] > bound:
         raise ParityError(f"{name}: ONNX disagrees with {reference}: max |Δ| {record['max_abs']:.2e} > {bound:.0e}")
+    if mean_bound is not None and record["mean_abs"] > mean_bound:
+        raise ParityError(f"{name}: ONNX disagrees with {reference}: mean |Δ| {record['mean_abs']:.2e} > "
+                          f"{mean_bound:.0e}")
     return record

@@ -25,7 +25,7 @@ from onnx import numpy_helper
 
 from avatar_rt.audio.features import N_MELS, FeatureStats
 from avatar_rt.engines import sha256
-from export import manifest, parity
+from export import parity
 from export.lipsync import stage_a, stage_b
 
 # Keys build_onnx writes itself; the rest of the old graph's metadata (training, metrics, front end) is carried.
