@@ -307,7 +307,8 @@ def export(out: Path = DEFAULT_OUT, write_manifest: bool = True, subpixel: int =
     model = build_model(subpixel, inverse_steps)
     out.write_bytes(model.SerializeToString(deterministic=True))
     if write_manifest:
-        manifest.update(manifest.entry_for(out, NAME, VERSION, DESCRIPTION, parity), out.parent / manifest.MANIFEST.name)
+        entry = manifest.entry_for(out, NAME, VERSION, DESCRIPTION, parity)
+        manifest.update(entry, out.parent / manifest.MANIFEST.name)
     return out
 
 
@@ -325,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     entry = manifest.entry_for(path, NAME, VERSION, DESCRIPTION)
     print(f"wrote {path} ({entry['bytes']} bytes, opset {entry['opset']}, sha256 {entry['sha256']})")
     if not args.no_manifest:
-        print(f"updated {manifest.MANIFEST}")
+        print(f"updated {args.out.parent / manifest.MANIFEST.name}")
 
 
 if __name__ == "__main__":

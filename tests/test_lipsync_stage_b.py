@@ -118,8 +118,8 @@ def test_the_runtime_conditions_stage_b_exactly_as_training_did(tiny_run):
     val = sorted((tiny_run / "work" / "data" / "val").glob("*.npz"))[0]
     audio = np.concatenate([np.load(val)["audio"], np.zeros(8000, np.int16)])
     model = model_for(out / "lipsync_stage_a.onnx", out / f"{STUDENT}.onnx")
-    rows, push = [], model.behaviour.push_row
-    model.behaviour.push_row = lambda row: (rows.append(np.array(row)), push(row))
+    rows, add = [], model.behaviour.add_row  # where LipSyncModel hands over stage A's rows
+    model.behaviour.add_row = lambda row: (rows.append(np.array(row)), add(row))
     ready = []
     for i in range(0, len(audio) - SLICE + 1, SLICE):
         model.step(audio[i:i + SLICE], True)
