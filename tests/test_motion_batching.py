@@ -169,3 +169,8 @@ def test_one_model_twice_in_a_tick_is_refused(engines):
     audio = np.zeros(SLICE, np.int16)
     with pytest.raises(ValueError, match="one step per tick"):
         batching.step_all([batching.StepRequest(model, audio, False), batching.StepRequest(model, audio, False)])
+
+
+def test_one_scheduler_per_process():
+    assert batching.scheduler() is batching.scheduler()
+    assert isinstance(batching.scheduler(), batching.TickScheduler)

@@ -206,14 +206,9 @@ class TickScheduler:
             self._cv.notify_all()
 
 
-_lock = threading.Lock()
-_scheduler: TickScheduler | None = None
+_scheduler = TickScheduler()  # cheap to make: no model, no thread until sessions step through it
 
 
 def scheduler() -> TickScheduler:
-    """The process's one scheduler (created on first use)."""
-    global _scheduler
-    with _lock:
-        if _scheduler is None:
-            _scheduler = TickScheduler()
-        return _scheduler
+    """The process's one scheduler."""
+    return _scheduler
