@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,30 @@ def batchable_stage_a(path: Path, tmp: Path) -> Path:
         dims[axis].dim_param = "batch"
     out = tmp / path.name
     onnx.save(model, str(out))
+    return out
+
+
+def bare_calls(session_a, session_b, n: int, repeats: int = 400) -> dict[str, tuple[dict, dict]]:
+    """The two networks' ONNX Runtime calls alone at batch 1 and batch n (stage A: 4 new frames, a 25 fps tick;
+    stage B: one sampler step), interleaved; median and p99 ms."""
+    rng = np.random.default_rng(0)
+
+    def feed(session, batch: int) -> dict[str, np.ndarray]:
+        return {i.name: (0.3 * rng.standard_normal([batch if d == "batch" or d == "n" else 4 if d == "frames" else d
+                                                     for d in i.shape])).astype(np.float32)
+                for i in session.get_inputs()}
+
+    out = {}
+    for name, session in (("stage A", session_a), ("stage B", session_b)):
+        feeds = (feed(session, 1), feed(session, n))
+        times: tuple[list[float], list[float]] = ([], [])
+        for _ in range(repeats):
+            for k in (0, 1):
+                t = time.perf_counter()
+                session.run(None, feeds[k])
+                times[k].append((time.perf_counter() - t) * 1e3)
+        out[name] = tuple({"median_ms": round(float(np.median(v)), 4), "p99_ms": round(float(np.percentile(v, 99)), 4)}
+                          for v in times)
     return out
 
 
@@ -150,10 +175,16 @@ def main(argv: list[str] | None = None) -> int:
         b, o = stats[f"batched_{stage}"], stats[f"single_{stage}"]
         print(f"  {stage.replace('_', ' ')} alone: {n} sessions median {b['median_ms']:.3f} ms vs one "
               f"{o['median_ms']:.3f} ms ({b['median_ms'] / max(o['median_ms'], 1e-9):.2f}×)")
+    calls = bare_calls(session_a, session_b, n)
+    for name, (one, many) in calls.items():
+        print(f"  {name} network call alone (ONNX Runtime run, no bookkeeping): batch 1 median "
+              f"{one['median_ms']:.3f} / p99 {one['p99_ms']:.3f} ms, batch {n} median {many['median_ms']:.3f} / p99 {many['p99_ms']:.3f} ms "
+              f"({many['median_ms'] / one['median_ms']:.2f}×)")
     print(f"  outputs: max |batched − alone| {diff:.1e} over {n} sessions × {args.ticks} frames "
           f"({'identical' if diff <= 1e-6 else 'DIFFERENT'}; largest motion value {moved:.2f})")
     print(f"  load average at the end: {os.getloadavg()}")
     result = {"machine": info, "ticks": args.ticks, "sessions": n, "stage_a": str(a_path.name), **stats,
+              "bare_calls": {k: {"batch_1": v[0], f"batch_{n}": v[1]} for k, v in calls.items()},
               "ratio_median": round(ratio_med, 3), "ratio_p99": round(ratio_p99, 3), "max_abs_diff": diff,
               "load_end": os.getloadavg()}
     args.json.parent.mkdir(parents=True, exist_ok=True)
