@@ -178,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     calls = bare_calls(session_a, session_b, n)
     for name, (one, many) in calls.items():
         print(f"  {name} network call alone (ONNX Runtime run, no bookkeeping): batch 1 median "
-              f"{one['median_ms']:.3f} / p99 {one['p99_ms']:.3f} ms, batch {n} median {many['median_ms']:.3f} / p99 {many['p99_ms']:.3f} ms "
-              f"({many['median_ms'] / one['median_ms']:.2f}×)")
+              f"{one['median_ms']:.3f} / p99 {one['p99_ms']:.3f} ms, batch {n} median {many['median_ms']:.3f} / "
+              f"p99 {many['p99_ms']:.3f} ms ({many['median_ms'] / one['median_ms']:.2f}×)")
     print(f"  outputs: max |batched − alone| {diff:.1e} over {n} sessions × {args.ticks} frames "
           f"({'identical' if diff <= 1e-6 else 'DIFFERENT'}; largest motion value {moved:.2f})")
     print(f"  load average at the end: {os.getloadavg()}")
