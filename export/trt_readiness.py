@@ -82,6 +82,7 @@ _INDEX_INPUTS = {"Gather": {1}, "GatherElements": {1}, "GatherND": {1}, "Reshape
                  "ReduceSumSquare": {1}, "GRU": {4}, "LSTM": {4}, "RNN": {4}, "Cast": {0}}
 # Comparisons: the listed types are their inputs'; the result is BOOL by definition.
 _BOOL_RESULT = {"Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "IsNaN", "IsInf"}
+_QUANTIZE = {"QuantizeLinear", "DequantizeLinear"}
 # Inputs TensorRT needs as build-time constants (initializers or Constant nodes): "`axes` must be an initializer".
 _CONSTANT_INPUTS = {"Slice": {3}, "Squeeze": {1}, "Unsqueeze": {1}, "Pad": {3}, "CumSum": {1},
                     **{op: {1} for op in ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax",
@@ -254,7 +255,9 @@ def _check_node(node: onnx.NodeProto, types: dict[str, int], rank, constants: se
     out = []
     skip = _INDEX_INPUTS.get(node.op_type, set())
     tensors = [(f"input {i}", t) for i, t in enumerate(node.input) if t and i not in skip]
-    if node.op_type not in _BOOL_RESULT:
+    if node.op_type in _QUANTIZE:  # the listed types are those of x; scales and results are float
+        tensors = tensors[:1]
+    elif node.op_type not in _BOOL_RESULT:
         tensors += [(f"output {i}", t) for i, t in enumerate(node.output) if t]
     for where, tensor in tensors:
         kind = _ONNX_TYPES.get(types.get(tensor, 0), "unknown")
