@@ -7,8 +7,9 @@ newest sample waited up to a packet interval plus the jitter buffer's margin bef
 but slides its phase: every tick it compares when it was due with when the slice's newest sample
 arrived, and
 
-* when the audio came after the tick was due (the tick waited for it), the clock moves later by
-  that much at once: the frame already left that late, so the next interval stays one period;
+* when the tick was there before its audio (it waited for the packet), the clock moves later by
+  that much at once: the frame already left that late, so the next interval stays one period (a
+  tick that only began late, the event loop being busy, moves nothing: that is no clock error);
 * when even the earliest tick of the last window (2 s) found its audio `guard` or more ahead, the
   clock moves earlier by at most `max_slew` per tick (1 ms: frames leave 39 ms apart for a while,
   their pts stay regular), until the least slack of the window is `guard`.
@@ -37,19 +38,22 @@ class FramePhase:
         """The audio stream restarted (an underrun, a trim, a pause): what was learnt of its phase is stale."""
         self._slack.clear()
 
-    def observe(self, due: float, ready: float | None) -> float:
-        """A tick due at `due` took a slice whose newest sample arrived at `ready` (None: no received audio in
-        it). Returns how far (s) to move the clock: positive = later."""
+    def observe(self, due: float, started: float, ready: float | None) -> float:
+        """A tick due at `due`, which began at `started` (later when the event loop was busy), took a slice whose
+        newest sample arrived at `ready` (None: no received audio in it). Returns how far (s) to move the clock:
+        positive = later."""
         if ready is None:
             self.forget()
             return 0.0
-        slack = due - ready
-        if slack < 0:
-            shift = min(-slack, self.max_retard)
+        waited = ready - max(due, started)
+        if waited > 0:  # the tick was there first and waited for its audio: the clock moves later by as much
+            shift = min(waited, self.max_retard)
             self._slack = deque((s + shift for s in self._slack), maxlen=self._slack.maxlen)
-            self._slack.append(slack + shift)
+            self._slack.append(due + shift - ready)
         else:
-            self._slack.append(slack)
+            # A tick that began late (a busy loop) finds its audio in without the clock being early: it counts as
+            # no slack at all (due − ready ≤ 0), so it holds the clock where it is but never moves it later.
+            self._slack.append(due - ready)
             least = min(self._slack)
             if len(self._slack) < self.min_history or least <= self.guard:
                 return 0.0

@@ -64,6 +64,7 @@ class Session:
         self.jitter = AdaptiveJitterBuffer()
         self.phase = FramePhase()  # the frame clock's phase, locked to the received audio's arrivals
         self._audio_arrived = asyncio.Event()
+        self._jitter_events = (0, 0, 0)  # the jitter buffer's underruns, trimmed and dropped samples at the last tick
         self.video = PipelineVideoTrack(fps, on_sent=self.metrics.frame_sent, on_encoded=self.metrics.frame_encoded)
         self.audio = PipelineAudioTrack()
         self.control: ControlChannel | None = None
@@ -219,7 +220,7 @@ class Session:
         out.timings.converted = time.monotonic()
         return out, frame
 
-    async def _audio_for_step(self, need: int, due: float) -> tuple:
+    async def _audio_for_step(self, need: int, due: float, started: float) -> tuple:
         """The next slice of received audio; waits (until `due` + MAX_AUDIO_WAIT_S at most) for the packet
         that completes it when the phase-locked tick came a little early, then lets the clock's phase learn."""
         jitter = self.jitter
@@ -227,12 +228,14 @@ class Session:
             self._audio_arrived.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._audio_arrived.wait(), due + MAX_AUDIO_WAIT_S - time.monotonic())
-        underruns, trimmed = jitter.underruns, jitter.trimmed_samples
         audio, arrival = jitter.pop(need)
-        if jitter.underruns != underruns or jitter.trimmed_samples != trimmed:
-            self.phase.forget()  # the stream's timing relative to the clock just changed
+        events = (jitter.underruns, jitter.trimmed_samples, jitter.dropped_samples)
+        if events != self._jitter_events:
+            # Audio missed, trimmed or dropped since the last tick: the stream's timing against the clock changed.
+            self._jitter_events = events
+            self.phase.forget()
             return audio, arrival, 0.0
-        return audio, arrival, self.phase.observe(due, arrival)
+        return audio, arrival, self.phase.observe(due, started, arrival)
 
     async def _frame_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -246,14 +249,15 @@ class Session:
                 wait = due - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                late = time.monotonic() - due
+                started = time.monotonic()
+                late = started - due
                 if late > MAX_CATCH_UP_S:
-                    anchor = time.monotonic() - n * period
+                    anchor = started - n * period
                     late = 0.0
                 if self.agent is not None:
                     audio, arrival = self.agent.pull(self.pipeline.samples_for_step()), None
                 else:
-                    audio, arrival, shift = await self._audio_for_step(self.pipeline.samples_for_step(), due)
+                    audio, arrival, shift = await self._audio_for_step(self.pipeline.samples_for_step(), due, started)
                     anchor += shift
                     late = time.monotonic() - due
                 render = late < 1.5 * period
