@@ -30,7 +30,7 @@ from avatar_rt.server.avatars import Avatar, AvatarStore
 from avatar_rt.server.control import ControlChannel
 from avatar_rt.server.frame_phase import FramePhase
 from avatar_rt.server.metrics import SessionMetrics
-from avatar_rt.server.rtp_audio import AUDIO_PREFETCH, PacketClock, receiver_of, set_audio_prefetch
+from avatar_rt.server.rtp_audio import PacketClock, pass_audio_through, receiver_of
 from avatar_rt.server.tracks import PipelineAudioTrack, PipelineVideoTrack
 from avatar_rt.server.workers import render_pool
 
@@ -148,7 +148,7 @@ class Session:
             # aiortc track buffers without bound.
             receiver = receiver_of(pc, track)
             if receiver is not None and track.kind == "audio":
-                set_audio_prefetch(receiver, AUDIO_PREFETCH)  # our own jitter buffer absorbs the jitter
+                pass_audio_through(receiver)  # each packet decoded as it arrives: our jitter buffer absorbs jitter
             self._spawn(self._consume(track, PacketClock(receiver) if receiver is not None else None))
 
         @pc.on("datachannel")
