@@ -250,16 +250,15 @@ class Session:
                 if wait > 0:
                     await asyncio.sleep(wait)
                 started = time.monotonic()
-                late = started - due
-                if late > MAX_CATCH_UP_S:
-                    anchor = started - n * period
-                    late = 0.0
+                if started - due > MAX_CATCH_UP_S:
+                    anchor, due = started - n * period, started
+                    self.phase.forget()
                 if self.agent is not None:
                     audio, arrival = self.agent.pull(self.pipeline.samples_for_step()), None
                 else:
                     audio, arrival, shift = await self._audio_for_step(self.pipeline.samples_for_step(), due, started)
                     anchor += shift
-                    late = time.monotonic() - due
+                late = time.monotonic() - due  # a wait for the audio counts: the frame leaves that much later
                 render = late < 1.5 * period
                 out, video_frame = await loop.run_in_executor(
                     self._worker, functools.partial(self._render_step, audio, arrival, render, time.monotonic()))
