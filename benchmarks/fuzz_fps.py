@@ -107,6 +107,7 @@ def run_variant(name: str, tree: Path, work: Path, only: set[str] | None = None)
         client = fz.Http(url)
         time.sleep(BASELINE_S)
         marks = [("baseline", time.time() - BASELINE_S + 1, time.time(), 0.0, 0.0, None, None)]
+        # (On a quiet machine a phase can take under a second: it is judged by the bystander's seconds that overlap it.)
         for phase, run in phases(fz, live, client):
             if only and phase not in only:
                 continue
@@ -114,10 +115,10 @@ def run_variant(name: str, tree: Path, work: Path, only: set[str] | None = None)
             print(f"  {name}: {phase} …", flush=True)
             run()
             t1, srv1, me1, loop1 = time.time(), cpu_s(proc.pid), time.process_time(), event_loop(url)
-            marks.append((phase, t0 + 1, t1, srv1 - srv0, me1 - me0, loop0, loop1))
+            marks.append((phase, t0, t1, srv1 - srv0, me1 - me0, loop0, loop1))
         live.close()
     for phase, t0, t1, srv_cpu, me_cpu, loop0, loop1 in marks:
-        inside = [s for s in seconds if t0 <= float(s[1]) <= t1]
+        inside = [s for s in seconds if float(s[1]) > t0 and float(s[1]) - 1.0 < t1]  # seconds overlapping it
         fps = np.array([int(s[2]) for s in inside]) if inside else np.zeros(1)
         pings = np.array([float(s[5]) for s in inside if len(s) > 5 and s[5] != "-"]) if inside else np.zeros(0)
         p50s = np.array([float(s[4]) for s in inside if len(s) > 4 and s[4] != "-"])
@@ -125,8 +126,8 @@ def run_variant(name: str, tree: Path, work: Path, only: set[str] | None = None)
                      "fps_worst_second": int(fps.min()), "seconds_under_24": int((fps < 24).sum()),
                      "ping_ms_p50": round(float(np.median(p50s)), 1) if len(p50s) else None,
                      "ping_ms_p99": round(float(np.percentile(pings, 99)), 1) if len(pings) else None,
-                     "server_cpu_cores": round(srv_cpu / max(1e-6, t1 - t0 + 1), 2) if phase != "baseline" else None,
-                     "fuzzer_cpu_cores": round(me_cpu / max(1e-6, t1 - t0 + 1), 2) if phase != "baseline" else None,
+                     "server_cpu_cores": round(srv_cpu / max(1e-6, t1 - t0), 2) if phase != "baseline" else None,
+                     "fuzzer_cpu_cores": round(me_cpu / max(1e-6, t1 - t0), 2) if phase != "baseline" else None,
                      "event_loop": loop_lag_between(loop0, loop1), "t0": t0, "t1": t1})
     return {"variant": name, "tree": str(tree), "inputs": dict(fz.COUNTS), "rows": rows,
             "per_second": [(float(s[1]), int(s[2])) for s in seconds],
