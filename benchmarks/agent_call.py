@@ -29,7 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from agent_common import report, serve_in_process, tts  # benchmarks/agent_common.py, beside this script
+from agent_common import REPO, report, serve_in_process, tts  # benchmarks/agent_common.py, beside this script
+from lips_voice import baseline_audio, lips_vs_voice, mouth_darkness, offline_baseline
+from rtp_sync import ReceiverClock, SenderClock, declared_offsets
+
+from avatar_rt.rtc_frames import VIEWER_AUDIO_PREFETCH
 
 REPLIES = (
     "Thank you for calling Orbit Outfitters. How can I help you today?",
@@ -41,6 +45,10 @@ REPLIES = (
     "Of course. I have updated the delivery address to the one you gave me.",
     "Thanks for your patience, and have a wonderful day.",
 )
+
+
+ASTRONAUT = REPO / "avatar_rt" / "assets" / "astronaut_512.jpg"  # the portrait serve_in_process serves
+NTP_EPOCH = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (time.time)
 
 
 def handoff_offsets(handoffs: dict, t0: float, t1: float) -> dict:
@@ -56,54 +64,29 @@ def handoff_offsets(handoffs: dict, t0: float, t1: float) -> dict:
             "p95_ms": round(float(np.percentile(offs, 95)), 1), "frames": len(offs)}
 
 
-def lips_vs_voice(video: list[tuple[float, float]], audio: list[tuple[float, np.ndarray]], t0: float,
-                  t1: float) -> dict:
-    """Offset (ms) maximising corr(mouth darkness(t), voice envelope(t - offset)) within [t0, t1)."""
-    vt = np.array([t for t, _ in video if t0 <= t < t1])
-    vm = np.array([m for t, m in video if t0 <= t < t1])
-    at, ae = [], []
-    for t, pcm in audio:
-        if t0 - 1 <= t < t1 + 1:
-            for k in range(0, len(pcm), 160):  # 10 ms envelope; the frame's last sample arrived at t
-                chunk = pcm[k:k + 160].astype(np.float64)
-                at.append(t - (len(pcm) - k - 80) / 16000)
-                ae.append(np.sqrt(np.mean(chunk * chunk)))
-    if len(vt) < 100 or len(at) < 100:
-        return {"frames": int(len(vt)), "error": "too little media in the window"}
-    at, ae = np.array(at), np.array(ae)
-    order = np.argsort(at)
-    at, ae = at[order], ae[order]
-    grid = np.arange(t0 + 0.5, t1 - 0.5, 0.01)
-    mouth = np.interp(grid, vt, vm)
-    best, corrs = None, []
-    for off_ms in range(-300, 301, 10):
-        env = np.interp(grid - off_ms / 1000, at, ae)
-        c = float(np.corrcoef(mouth, env)[0, 1])
-        corrs.append(c)
-        if best is None or c > best[1]:
-            best = (off_ms, c)
-    return {"offset_ms": best[0], "corr": round(best[1], 3), "corr_at_pm300ms": [round(corrs[0], 3),
-                                                                                  round(corrs[-1], 3)],
-            "frames": int(len(vt)), "fps": round(len(vt) / (t1 - t0), 1)}
-
-
-async def run(minutes: float, seed: int) -> dict:
+async def run(minutes: float, seed: int, baseline_s: float, viewer_prefetch: int) -> dict:
     import aiohttp
     from aiortc import RTCPeerConnection, RTCSessionDescription
-    from avatar_rt.rtc_frames import received_frames
+    from avatar_rt.rtc_frames import add_viewer_transceivers, received_frames
 
+    from avatar_rt.avatar.reference import load_portrait
     from avatar_rt.client import AvatarClient
 
     rng = random.Random(seed)
     voices = [tts(text) for text in REPLIES]
     rate = voices[0][1]
     async with serve_in_process() as (app, base):
+        # Received media on two timelines: when aiortc's recv() gave it (raw), and the NTP time the server
+        # declared for it through RTP timestamps and sender reports (what a browser plays by).
         video: list[tuple[float, float]] = []
         audio: list[tuple[float, np.ndarray]] = []
+        video_ntp: list[tuple[float, float]] = []
+        audio_ntp: list[tuple[float, np.ndarray]] = []
+        ntp_minus_monotonic = time.time() + NTP_EPOCH - time.monotonic()
         buffered: list[tuple[float, float, int]] = []
         async with AvatarClient(base) as client:
             session = await client.create_session()
-            x0, y0, x1, y1 = session.raw["avatar"]["mouth_box"]
+            box = session.raw["avatar"]["mouth_box"]
             server_session = app["server"].sessions[session.session_id]
             handoffs: dict[str, list[tuple[float, float]]] = {"video": [], "audio": []}
 
@@ -120,21 +103,31 @@ async def run(minutes: float, seed: int) -> dict:
             log_handoff(server_session.video, "video", 90_000)
             log_handoff(server_session.audio, "audio", 16_000)
             pc = RTCPeerConnection()
-            pc.addTransceiver("video", direction="recvonly")
-            pc.addTransceiver("audio", direction="recvonly")
+            # The viewer the engine's Python adapters use (avatar_rt.adapters.remote), unless told otherwise.
+            receivers = {kind: ReceiverClock(receiver, kind)
+                         for kind, receiver in add_viewer_transceivers(pc, viewer_prefetch).items()}
 
             async def read(track):
                 import av
 
+                clock = receivers[track.kind]
                 resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
                 async for frame in received_frames(track):
                     now = time.monotonic()
+                    rtp = clock.frame_rtp(frame.pts)
+                    declared = clock.ntp(rtp, now) if rtp is not None else None
                     if track.kind == "video":
-                        luma = frame.to_ndarray(format="gray")[y0:y1, x0:x1]
-                        video.append((now, -float(luma.mean())))
+                        dark = mouth_darkness(frame, box)
+                        video.append((now, dark))
+                        if declared is not None:
+                            video_ntp.append((declared - ntp_minus_monotonic, dark))
                     else:
                         for f in resampler.resample(frame):
-                            audio.append((now, f.to_ndarray().reshape(-1)))
+                            pcm = f.to_ndarray().reshape(-1)
+                            audio.append((now, pcm))
+                            if declared is not None:
+                                end_of_frame = declared + frame.samples / frame.sample_rate
+                                audio_ntp.append((end_of_frame - ntp_minus_monotonic, pcm))
 
             tasks = []
             pc.on("track", lambda t: tasks.append(asyncio.ensure_future(read(t))))
@@ -143,6 +136,8 @@ async def run(minutes: float, seed: int) -> dict:
                 async with http.post(f"{base}/v1/sessions/{session.session_id}/whep", data=pc.localDescription.sdp,
                                      headers={"Content-Type": "application/sdp"}) as resp:
                     answer = await resp.text()
+            senders = {s.track.kind: SenderClock(s, s.track.kind) for s in server_session.pc.getSenders()
+                       if s.track in (server_session.video, server_session.audio)}
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
 
             async def sample_buffers():
@@ -191,24 +186,56 @@ async def run(minutes: float, seed: int) -> dict:
         return {"max_buffered_s": round(max(b for b, _ in inside), 2),
                 "max_audio_track_queue": max(q for _, q in inside)} if inside else {}
 
+    if baseline_s > 0:
+        print(f"offline baseline: rendering {baseline_s:g} s of the same replies ...", file=sys.stderr, flush=True)
+        baseline = offline_baseline(load_portrait(ASTRONAUT), box, baseline_audio(voices, baseline_s, seed))
+    else:
+        baseline = {"error": "skipped (--baseline-seconds 0)"}
+
+    def window(t0: float, t1: float) -> dict:
+        raw = lips_vs_voice(video, audio, t0, t1)
+        on_rtcp = lips_vs_voice(video_ntp, audio_ntp, t0, t1)
+        return {
+            "proxy_raw_at_aiortc_viewer": raw,
+            "proxy_raw_net_of_baseline_ms": net(raw, baseline),
+            "proxy_on_rtcp_timeline": on_rtcp,
+            "proxy_on_rtcp_timeline_net_of_baseline_ms": net(on_rtcp, baseline),
+            "server_declared_rtp_rtcp": declared_offsets(handoffs["video"], senders, receivers, t0, t1),
+            "server_handoff_video_minus_audio": handoff_offsets(handoffs, t0, t1),
+        }
+
     return {
         "minutes": round((stop - start) / 60, 2), "replies": replies, "interrupted": interrupted,
-        "lips_vs_voice_first_minute": lips_vs_voice(video, audio, start, start + 60),
-        "lips_vs_voice_last_minute": lips_vs_voice(video, audio, stop - 60, stop),
-        "server_handoff_video_minus_audio_first_minute": handoff_offsets(handoffs, start, start + 60),
-        "server_handoff_video_minus_audio_last_minute": handoff_offsets(handoffs, stop - 60, stop),
+        "viewer_audio_prefetch": viewer_prefetch,
+        "proxy_offline_baseline": {**baseline, "seconds": baseline_s},
+        "lips_vs_voice_first_minute": window(start, start + 60),
+        "lips_vs_voice_last_minute": window(stop - 60, stop),
+        "sender_rtp_origins": {k: len(c.origins) for k, c in senders.items()},
         "buffers_first_2_min": peak(start, start + 120), "buffers_last_2_min": peak(stop - 120, stop),
         "video_frames_received": len(video),
     }
+
+
+def net(measured: dict, baseline: dict) -> float | None:
+    """The proxy's offset on the call minus its offset where lips and voice are aligned by construction."""
+    if "offset_ms" not in measured or "offset_ms" not in baseline:
+        return None
+    return measured["offset_ms"] - baseline["offset_ms"]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the call (default 10)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline-seconds", type=float, default=60.0,
+                        help="length of the offline render that measures the proxy's own lead (default 60)")
+    parser.add_argument("--viewer-audio-prefetch", type=int, default=VIEWER_AUDIO_PREFETCH,
+                        help="audio packets the aiortc viewer holds before decoding (default "
+                             f"{VIEWER_AUDIO_PREFETCH}, as the engine's adapters; aiortc's own default is 4)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    report("agent_call", asyncio.run(run(args.minutes, args.seed)), args.json)
+    report("agent_call", asyncio.run(run(args.minutes, args.seed, args.baseline_seconds,
+                                         args.viewer_audio_prefetch)), args.json)
     return 0
 
 

@@ -7,24 +7,17 @@ ingress stage (packet → decoded chunk) can be measured rather than guessed.
 aiortc's audio receiver also keeps its own jitter buffer that releases a packet only once
 four more have arrived (prefetch 4: 80 ms of 20 ms Opus packets) — in front of the
 session's own jitter buffer, which already absorbs arrival jitter and is the one that is
-bounded and measured. `set_audio_prefetch` shortens it.
+bounded and measured. `avatar_rt.rtc_frames.set_audio_prefetch` shortens it.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import OrderedDict
 
 from aiortc import RTCRtpReceiver
-from aiortc.jitterbuffer import JitterBuffer
-
-log = logging.getLogger(__name__)
 
 _REMEMBERED = 64  # frames: over a second of audio or video, far beyond any frame still in flight
-# aiortc releases an audio frame when the packet `prefetch` frames later arrives; 1 is the least it can do
-# (a frame is known complete only when the next timestamp shows up).
-MIN_PREFETCH = 1
 # What sessions use: aiortc's 4 (80 ms) sat in front of the session's own jitter buffer, which is the one that
 # absorbs arrival jitter (bounded, adaptive, measured); 1 leaves aiortc only re-ordering within a packet.
 AUDIO_PREFETCH = 1
@@ -52,17 +45,6 @@ class PacketClock:
 
     def arrival(self, pts: int | None) -> float | None:
         return None if pts is None else self._arrivals.get(pts)
-
-
-def set_audio_prefetch(receiver: RTCRtpReceiver, prefetch: int) -> bool:
-    """Replace an audio receiver's jitter buffer by one holding `prefetch` packets; False if aiortc changed."""
-    attr = "_RTCRtpReceiver__jitter_buffer"
-    old = getattr(receiver, attr, None)
-    if not isinstance(old, JitterBuffer) or receiver.track is None or receiver.track.kind != "audio":
-        log.warning("cannot shorten aiortc's audio jitter buffer (aiortc internals changed); keeping it")
-        return False
-    setattr(receiver, attr, JitterBuffer(capacity=old.capacity, prefetch=max(MIN_PREFETCH, prefetch)))
-    return True
 
 
 def receiver_of(pc, track) -> RTCRtpReceiver | None:

@@ -29,7 +29,8 @@ from avatar_rt.pipeline import FramePipeline, OutputFrame
 from avatar_rt.server.avatars import Avatar, AvatarStore
 from avatar_rt.server.control import ControlChannel
 from avatar_rt.server.metrics import SessionMetrics
-from avatar_rt.server.rtp_audio import AUDIO_PREFETCH, PacketClock, receiver_of, set_audio_prefetch
+from avatar_rt.rtc_frames import set_audio_prefetch
+from avatar_rt.server.rtp_audio import AUDIO_PREFETCH, PacketClock, receiver_of
 from avatar_rt.server.tracks import PipelineAudioTrack, PipelineVideoTrack
 from avatar_rt.server.workers import render_pool
 
