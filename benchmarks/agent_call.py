@@ -3,19 +3,33 @@
 Starts the real server in this process, attaches an agent over the WebSocket and a real
 aiortc viewer over WHEP, then plays a call for `--minutes`: espeak-ng replies pushed in
 bursts 3× faster than real time, pauses of 1-4 s between them, and every fourth reply
-interrupted (`clear`) at a random point. Measured:
+interrupted (`clear`) at a random point. Lips vs returned voice, in the first and the last
+minute (positive = lips after voice):
 
-* lips vs returned voice at the viewer, in the first and the last minute: the mouth
-  signal is the darkness of the received video's mouth box (an open mouth shows its dark
-  interior), the voice signal the received audio's envelope, both on their arrival times;
-  the offset is the shift that maximises their correlation (±300 ms searched, 10 ms grid;
-  positive = lips after voice);
-* the same on the server's side of the wire: when aiortc's senders took each video frame and
-  the audio of the same media time from the session's tracks (video after audio = positive);
-* buffered audio on the server (queued segment audio, the outgoing audio track's queue),
-  sampled every second: its maximum in the first and the last two minutes.
+* `server_declared_rtp_rtcp` — what a standard viewer gets. A browser (or any WebRTC player
+  with RTCP lip sync) shows a frame with the audio whose RTP timestamp maps, through the
+  RTCP sender reports, to the same NTP time. For each video frame: NTP(frame) − NTP(audio
+  of the same media time), from the sender reports the viewer received (benchmarks/rtp_sync.py);
+* `proxy_raw_at_aiortc_viewer` — the content proxy (benchmarks/lips_voice.py: mouth-box
+  darkness against the voice envelope, the shift that maximises their correlation, ±300 ms,
+  10 ms grid) on the times aiortc's recv() handed each frame over: what a client that
+  passes media on as it arrives gets (the Pipecat and LiveKit adapters do; the viewer is set
+  up as theirs, `--viewer-audio-prefetch` to try aiortc's own 4);
+* `proxy_on_rtcp_timeline` — the same proxy with each received frame placed at its declared
+  NTP time: a content-side check of the declared number;
+* `proxy_offline_baseline` — the proxy's own lead: the same code on an offline render of the
+  same replies, where frame n shows the audio at n/fps by construction (a mouth opens before
+  its sound, and the lip sync learned that). The `..._net_of_baseline_ms` numbers subtract it;
+* `server_handoff_video_minus_audio` — when aiortc's senders took each video frame and the
+  audio of the same media time from the session's tracks.
 
-    python benchmarks/agent_call.py [--minutes 10] [--json out.json]
+The issue's ±40 ms is judged on two numbers, both at start and end: the declared offset's
+median (the offset every RTCP-syncing viewer gets) and the raw proxy net of the baseline
+(what the engine's own adapters pass on); the declared p5-p95 shows how steady it is. Buffered
+audio on the server (queued segment audio, the outgoing audio track's queue) is sampled every
+second: its maximum in the first and the last two minutes.
+
+    python benchmarks/agent_call.py [--minutes 10] [--baseline-seconds 60] [--json out.json]
 """
 
 from __future__ import annotations
