@@ -224,6 +224,7 @@ async def run(minutes: float, seed: int, baseline_s: float, viewer_prefetch: int
         "proxy_offline_baseline": {**baseline, "seconds": baseline_s},
         "lips_vs_voice_first_minute": window(start, start + 60),
         "lips_vs_voice_last_minute": window(stop - 60, stop),
+        # Distinct RTP origins seen per sender: 1 unless aiortc changed how it stamps packets.
         "sender_rtp_origins": {k: len(c.origins) for k, c in senders.items()},
         "buffers_first_2_min": peak(start, start + 120), "buffers_last_2_min": peak(stop - 120, stop),
         "video_frames_received": len(video),

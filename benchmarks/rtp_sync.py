@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import time
+from collections import Counter
 
 import numpy as np
 from aiortc.rtp import RtcpSrPacket
@@ -50,7 +51,7 @@ class SenderClock:
         self.kind = kind
         self._sender = sender
         self._last_rel: int | None = None
-        self.origins: set[int] = set()
+        self.origins: Counter[int] = Counter()  # one value unless aiortc changed how it stamps packets
         self.first_label: int | None = None  # Opus: the pts of the first packet, which aiortc re-bases to 0
         next_frame = sender._next_encoded_frame  # the RTP loop looks it up on the instance per frame
 
@@ -67,13 +68,13 @@ class SenderClock:
 
     def _note_origin(self) -> None:
         if self._last_rel is not None:
-            self.origins.add((self._sender._RTCRtpSender__rtp_timestamp - self._last_rel) % WRAP)
+            self.origins[(self._sender._RTCRtpSender__rtp_timestamp - self._last_rel) % WRAP] += 1
 
     def content_rtp(self, media_time: float) -> int | None:
         """RTP timestamp at which the media of `media_time` (seconds on the session's clock) decodes."""
-        if len(self.origins) != 1:
-            return None  # nothing sent yet, or aiortc changed (then the origin would not be constant)
-        origin = next(iter(self.origins))
+        if not self.origins:
+            return None  # nothing sent yet
+        origin = self.origins.most_common(1)[0][0]
         if self.kind == "video":
             return (origin + round(media_time * CLOCK["video"])) % WRAP
         if self.first_label is None:
