@@ -209,13 +209,18 @@ async def run(minutes: float, seed: int, baseline_s: float, viewer_prefetch: int
     def window(t0: float, t1: float) -> dict:
         raw = lips_vs_voice(video, audio, t0, t1)
         on_rtcp = lips_vs_voice(video_ntp, audio_ntp, t0, t1)
+        declared = declared_offsets(handoffs["video"], senders, receivers, t0, t1)
+        raw_net = net(raw, baseline)
         return {
+            "server_declared_rtp_rtcp": declared,
             "proxy_raw_at_aiortc_viewer": raw,
-            "proxy_raw_net_of_baseline_ms": net(raw, baseline),
+            "proxy_raw_net_of_baseline_ms": raw_net,
             "proxy_on_rtcp_timeline": on_rtcp,
             "proxy_on_rtcp_timeline_net_of_baseline_ms": net(on_rtcp, baseline),
-            "server_declared_rtp_rtcp": declared_offsets(handoffs["video"], senders, receivers, t0, t1),
             "server_handoff_video_minus_audio": handoff_offsets(handoffs, t0, t1),
+            # The issue's ±40 ms, on the two numbers it is judged on (module docstring).
+            "within_40ms": {"declared_median": within(declared.get("median_ms")),
+                            "viewer_net_of_baseline": within(raw_net)},
         }
 
     return {
@@ -229,6 +234,38 @@ async def run(minutes: float, seed: int, baseline_s: float, viewer_prefetch: int
         "buffers_first_2_min": peak(start, start + 120), "buffers_last_2_min": peak(stop - 120, stop),
         "video_frames_received": len(video),
     }
+
+
+def within(offset_ms: float | None, bound_ms: float = 40.0) -> bool | None:
+    return None if offset_ms is None else abs(offset_ms) <= bound_ms
+
+
+def summary(result: dict) -> str:
+    """The lips-vs-voice numbers as a small table (ms, positive = lips after voice)."""
+    first, last = result["lips_vs_voice_first_minute"], result["lips_vs_voice_last_minute"]
+
+    def declared(w: dict) -> str:
+        d = w["server_declared_rtp_rtcp"]
+        return f"{d['median_ms']:+.1f} [{d['p5_ms']:+.0f}, {d['p95_ms']:+.0f}]" if "median_ms" in d else "-"
+
+    def offset(w: dict, key: str) -> str:
+        v = w[key].get("offset_ms") if isinstance(w[key], dict) else w[key]
+        return "-" if v is None else f"{v:+.0f}"
+
+    rows = [("server-declared (RTP/RTCP) median [p5, p95]", declared(first), declared(last)),
+            ("proxy raw at the aiortc viewer", offset(first, "proxy_raw_at_aiortc_viewer"),
+             offset(last, "proxy_raw_at_aiortc_viewer")),
+            ("proxy offline baseline (its own lead)", offset(result, "proxy_offline_baseline"), ""),
+            ("proxy raw net of the baseline", offset(first, "proxy_raw_net_of_baseline_ms"),
+             offset(last, "proxy_raw_net_of_baseline_ms")),
+            ("proxy on the RTCP timeline net of the baseline", offset(first, "proxy_on_rtcp_timeline_net_of_baseline_ms"),
+             offset(last, "proxy_on_rtcp_timeline_net_of_baseline_ms")),
+            ("within ±40 ms: declared median, viewer net",
+             f"{first['within_40ms']['declared_median']}, {first['within_40ms']['viewer_net_of_baseline']}",
+             f"{last['within_40ms']['declared_median']}, {last['within_40ms']['viewer_net_of_baseline']}")]
+    lines = [f"{'lips vs voice, ms (+ = lips after voice)':48} {'first minute':>22} {'last minute':>22}"]
+    lines += [f"{name:48} {a:>22} {b:>22}" for name, a, b in rows]
+    return "\n".join(lines)
 
 
 def net(measured: dict, baseline: dict) -> float | None:
@@ -249,8 +286,9 @@ def main() -> int:
                              f"{VIEWER_AUDIO_PREFETCH}, as the engine's adapters; aiortc's own default is 4)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    report("agent_call", asyncio.run(run(args.minutes, args.seed, args.baseline_seconds,
-                                         args.viewer_audio_prefetch)), args.json)
+    result = asyncio.run(run(args.minutes, args.seed, args.baseline_seconds, args.viewer_audio_prefetch))
+    print(summary(result), file=sys.stderr)
+    report("agent_call", result, args.json)
     return 0
 
 
