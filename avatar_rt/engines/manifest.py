@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
-ENGINES_DIR = Path(__file__).resolve().parents[2] / "engines"
+ENGINES_DIR_ENV = "AVATAR_RT_ENGINES_DIR"  # models and manifest elsewhere (a deployment's model volume)
+ENGINES_DIR = Path(os.environ.get(ENGINES_DIR_ENV) or Path(__file__).resolve().parents[2] / "engines")
 MANIFEST_NAME = "manifest.json"
 
 
