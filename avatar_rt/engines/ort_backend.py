@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar_rt.engines.backend import TensorSpec
+from avatar_rt.engines.backend import BackendUnavailable, TensorSpec
 from avatar_rt.engines.manifest import EngineError
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
@@ -33,6 +33,18 @@ def _ort_trt_cache() -> str:
     path = Path(os.environ.get(ORT_TRT_CACHE_ENV, default))
     path.mkdir(parents=True, exist_ok=True)
     return str(path)
+
+
+_preloaded: list[bool] = []
+
+
+def _preload(ort) -> None:
+    if not _preloaded:
+        _preloaded.append(True)
+        try:
+            ort.preload_dlls()
+        except Exception:  # noqa: BLE001  (a missing library shows up as the provider failing, with its reason)
+            pass
 
 
 class OrtRunner:
@@ -67,6 +79,10 @@ class OrtBackend:
             import onnxruntime as ort  # noqa: PLC0415
         except ImportError as exc:  # a runtime dependency; a broken install says so here
             return f"onnxruntime is not importable ({exc})"
+        if self.provider != "CPUExecutionProvider" and hasattr(ort, "preload_dlls"):
+            # onnxruntime-gpu ≥ 1.21 loads CUDA and cuDNN from the nvidia-* wheels of its [cuda,cudnn] extras
+            # (no system CUDA needed); without them the provider still loads from the system's libraries.
+            _preload(ort)
         have = ort.get_available_providers()
         if self.provider not in have:
             hint = "" if self.provider == "CPUExecutionProvider" else " (install the gpu extra: onnxruntime-gpu)"
@@ -88,8 +104,6 @@ class OrtBackend:
 
         reason = self.available()
         if reason:
-            from avatar_rt.engines.backend import BackendUnavailable  # noqa: PLC0415
-
             raise BackendUnavailable(f"backend {self.name}: {reason}")
         # One thread by default: the small streaming models run once per frame beside the renderer, where more
         # threads only contend.
@@ -103,6 +117,12 @@ class OrtBackend:
             session = ort.InferenceSession(str(path), so, providers=self.providers())
         except Exception as exc:  # onnxruntime raises its own exception types
             raise EngineError(f"cannot load the {what} {path}: {exc}") from exc
+        if self.provider not in session.get_providers():
+            # ONNX Runtime falls back to the CPU when a GPU provider fails to start (missing CUDA/cuDNN/TensorRT
+            # libraries): asked for a GPU, that is an error, not a silently slow server.
+            raise BackendUnavailable(f"backend {self.name}: onnxruntime could not start {self.provider} for the "
+                                     f"{what} (its libraries are missing or do not match; onnxruntime's log says "
+                                     f"which); it got {session.get_providers()}")
         return OrtRunner(session, self.name)
 
 
