@@ -523,10 +523,9 @@ class TextEditor:
         self.library = tuple(library)
         model_path, tokenizer_path, meta = self._check_files()
         try:
-            import onnxruntime  # noqa: F401
             from tokenizers import Tokenizer
-        except ImportError as exc:  # pragma: no cover - both are runtime dependencies
-            raise TextModelMissing(f"free-text edits need onnxruntime and tokenizers: {exc}") from exc
+        except ImportError as exc:  # pragma: no cover - a runtime dependency (onnxruntime: the backend says)
+            raise TextModelMissing(f"free-text edits need tokenizers: {exc}") from exc
         self.meta = meta
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
