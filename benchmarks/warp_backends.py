@@ -1,6 +1,6 @@
 """Warp + composite per frame: the CPU backend (OpenCV remap) against the ONNX graph in ONNX Runtime.
 
-    python benchmarks/warp_backends.py [--frames 500] [--threads 1] [--size 512] [--providers ...] [--json out.json]
+    python benchmarks/warp_backends.py [--frames 500] [--threads 1] [--size 512] [--backend cpu] [--json out.json]
 
 Both backends composite the same poses of one portrait (the bundled one unless
 `--avatar`): every parameter except the blinks drifts smoothly within ±35 % of

@@ -53,6 +53,11 @@ def build_plan(trt, onnx_path: Path, inputs: list[TensorSpec], *, precision: str
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise EngineError(f"TensorRT cannot parse {onnx_path}: {errors}")
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        if tensor.is_shape_tensor:  # its values would need profile ranges of their own (set_shape_input)
+            raise EngineError(f"{onnx_path.name}: input {tensor.name!r} sets a shape inside the graph (a TensorRT "
+                              "shape tensor); export it as data, or give its values a profile")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
     if precision in ("fp16", "fp16-mixed"):
@@ -115,5 +120,7 @@ def build_model(name: str, onnx_path: Path, key: EngineKey, feeds: list[Feeds], 
                 "parity": [p.line() for p in result], "rejected": tried,
                 "built_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())})
             return Built(name, precision, seconds, result, tried)
-        tried.append(f"{precision}: " + "; ".join(p.line() for p in result if not p.ok))
+        failing = [p.line() for p in result if not p.ok]
+        more = f"; and {len(failing) - 2} more" if len(failing) > 2 else ""
+        tried.append(f"{precision}: " + "; ".join(failing[:2]) + more)
     raise EngineError(f"{name}: no precision holds parity with ONNX Runtime on the CPU ({' | '.join(tried)})")

@@ -88,7 +88,7 @@ class TrtRunner:
                     raise EngineError(f"the {self.what}'s output {name} has a data-dependent shape {shape}")
                 results[name] = np.empty(shape, self._dtype[name])
                 self.context.set_tensor_address(name, self._buffer(name, results[name].nbytes))
-            if not self.context.execute_async_v3(self.stream):
+            if not self.context.execute_async_v3(int(self.stream)):  # cuda-python handles convert with int()
                 raise EngineError(f"TensorRT failed to run the {self.what}")
             for name in wanted:
                 host = results[name]
