@@ -143,10 +143,15 @@ def _open_models(args: argparse.Namespace) -> None:
     from avatar_rt import engines
     from avatar_rt.motion.factory import check_models
 
-    engines.use(args.backend)
+    backend = engines.use(args.backend)
     used = check_models(args.motion, args.behaviour)
-    logging.getLogger(__name__).info("models on backend %s: %s", args.backend if args.backend != "auto" else
-                                     engines.current().name, ", ".join(used) or "none (loudness jaw)")
+    if backend.name != "cpu":  # the renderer runs the warp graph there (avatar_rt/render/renderer.py)
+        from avatar_rt.render.warp_onnx import ENGINE_NAME as WARP
+
+        engines.open_model(engines.engine_path(WARP), "warp model")
+        used.append(WARP)
+    logging.getLogger(__name__).info("models on backend %s: %s", backend.name, ", ".join(used) or
+                                     "none (loudness jaw)")
 
 
 def _render(args: argparse.Namespace) -> int:

@@ -165,3 +165,12 @@ def test_manifest_import_paths_still_work():
     assert sha256(path) == json.loads((ENGINES_DIR / MANIFEST_NAME).read_text())["engines"]["lipsync_stage_b"][
         "sha256"]
     assert one_thread_session(path, "behaviour model").get_inputs()[0].name == "x"
+
+
+def test_the_cpu_backend_keeps_opencvs_warp():
+    from avatar_rt.avatar.reference import DEFAULT_PORTRAIT, load_portrait
+    from avatar_rt.render.renderer import PortraitRenderer
+    from avatar_rt.render.warp import CpuWarpBackend
+
+    engines.use("cpu")
+    assert isinstance(PortraitRenderer(load_portrait(DEFAULT_PORTRAIT, size=256)).backend, CpuWarpBackend)
