@@ -174,3 +174,12 @@ def test_the_cpu_backend_keeps_opencvs_warp():
 
     engines.use("cpu")
     assert isinstance(PortraitRenderer(load_portrait(DEFAULT_PORTRAIT, size=256)).backend, CpuWarpBackend)
+
+
+def test_ort_tensorrt_provider_gets_the_same_profiles_as_its_options():
+    from avatar_rt.engines.ort_backend import ORT_TENSORRT
+
+    options = ORT_TENSORRT.providers(engines.engine_path("lipsync_stage_a"))[0][1]
+    assert options["trt_fp16_enable"] is False  # no parity check on that path, so no FP16
+    assert (options["trt_profile_min_shapes"], options["trt_profile_opt_shapes"],
+            options["trt_profile_max_shapes"]) == ("mel:1x1x80", "mel:1x4x80", "mel:1x256x80")

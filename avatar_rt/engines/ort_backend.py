@@ -35,6 +35,27 @@ def _ort_trt_cache() -> str:
     return str(path)
 
 
+MAX_BATCH_ENV = "AVATAR_RT_MAX_BATCH"
+
+
+def _ort_trt_profiles(path: Path) -> dict[str, str]:
+    """Explicit min/opt/max shapes (avatar_rt/engines/profiles.py) for the TensorRT provider: without them it
+    rebuilds an engine, for seconds, whenever a call's shape leaves the range it has seen (stage A's frames per
+    call vary with network jitter). Empty when a dimension has no range (the provider then finds its own)."""
+    from avatar_rt.engines.profiles import profile_shapes  # noqa: PLC0415
+
+    inputs = CPU.open(path, path.name).inputs
+    try:
+        shapes = profile_shapes(inputs, max_batch=int(os.environ.get(MAX_BATCH_ENV, "16")), model=path.name)
+    except (EngineError, ValueError):
+        return {}
+    dynamic = {n: s for n, s in shapes.items() if s[0] != s[2]}
+    if not dynamic:
+        return {}
+    text = [",".join(f"{n}:{'x'.join(map(str, s[k]))}" for n, s in dynamic.items()) for k in range(3)]
+    return {"trt_profile_min_shapes": text[0], "trt_profile_opt_shapes": text[1], "trt_profile_max_shapes": text[2]}
+
+
 _preloaded: list[bool] = []
 
 
@@ -89,11 +110,15 @@ class OrtBackend:
             return f"onnxruntime {ort.__version__} has no {self.provider}{hint}"
         return None
 
-    def providers(self) -> list:
+    def providers(self, path: Path | None = None) -> list:
         if self.provider == "TensorrtExecutionProvider":
             cache = _ort_trt_cache()
-            options = {"trt_fp16_enable": True, "trt_engine_cache_enable": True, "trt_engine_cache_path": cache,
+            # FP32: this provider builds its engines itself, with no parity check (`avatar-rt engines build`
+            # and the `tensorrt` backend are where FP16 is used, and only where it holds parity).
+            options = {"trt_fp16_enable": False, "trt_engine_cache_enable": True, "trt_engine_cache_path": cache,
                        "trt_timing_cache_enable": True, "trt_timing_cache_path": cache}
+            if path is not None:
+                options.update(_ort_trt_profiles(path))
             return [(self.provider, options), "CUDAExecutionProvider", "CPUExecutionProvider"]
         if self.provider == "CPUExecutionProvider":
             return [self.provider]
@@ -114,7 +139,7 @@ class OrtBackend:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
         try:
-            session = ort.InferenceSession(str(path), so, providers=self.providers())
+            session = ort.InferenceSession(str(path), so, providers=self.providers(path))
         except Exception as exc:  # onnxruntime raises its own exception types
             raise EngineError(f"cannot load the {what} {path}: {exc}") from exc
         if self.provider not in session.get_providers():
