@@ -161,14 +161,14 @@ def _render(args: argparse.Namespace) -> int:
             return 2
     if args.contact_sheet is not None:
         return _contact_sheet(args)
-    _open_models(args)
 
     from tqdm import tqdm
 
     from avatar_rt.avatar.reference import load_portrait
     from avatar_rt.offline import decode_audio, render_to_mp4
 
-    audio = decode_audio(args.audio)  # before the slow portrait analysis: bad audio fails fast
+    audio = decode_audio(args.audio)  # before the models and the slow portrait analysis: bad audio fails fast
+    _open_models(args)
     portrait = load_portrait(args.avatar, size=args.size, mouth_rest=args.mouth_rest)
     bar = tqdm(unit="frame", desc="rendering", disable=args.no_progress)
 
