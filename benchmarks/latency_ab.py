@@ -2,6 +2,7 @@
 
     python benchmarks/latency_ab.py --old /tmp/old-checkout [--new .] --sessions 1,4 --rounds 3 --seconds 15
     python benchmarks/latency_ab.py --tree base=/tmp/a --tree pool=/tmp/b --tree prefetch=/tmp/c ...
+    python benchmarks/latency_ab.py --old /tmp/old-checkout --net-jitter 30   # through a jittery network
 
 (--tree: several checkouts, each against the same bench, in a rotating order each round.)
 
@@ -37,11 +38,14 @@ ROWS = (("mouth p50 ms", lambda lv: lv["mouth_ms"]["p50"]),
         ("server CPU ms per frame sent", lambda lv: lv["server"].get("cpu_ms_per_frame")),
         ("server ingress p50 ms", lambda lv: lv["server"]["stages_ms"].get("ingress", {}).get("p50")),
         ("server jitter p50 ms", lambda lv: lv["server"]["stages_ms"].get("jitter", {}).get("p50")),
+        ("server jitter p95 ms", lambda lv: lv["server"]["stages_ms"].get("jitter", {}).get("p95")),
+        ("input audio underruns", lambda lv: lv["server"].get("audio_underruns")),
+        ("frame interval sd ms", lambda lv: lv["interval_sd_ms"]),
         ("worst session fps", lambda lv: lv["fps"]["min"]),
         ("frames missing", lambda lv: lv["missing_frames"]))
 
 
-def run_variant(tree: Path, sessions: int, seconds: float, stimulus) -> dict:
+def run_variant(tree: Path, sessions: int, seconds: float, stimulus, net_jitter_ms: float = 0.0) -> dict:
     env_path = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = str(tree) + (os.pathsep + env_path if env_path else "")
     try:
@@ -52,7 +56,8 @@ def run_variant(tree: Path, sessions: int, seconds: float, stimulus) -> dict:
         else:
             os.environ["PYTHONPATH"] = env_path
     try:
-        return asyncio.run(run_level(server.url, sessions, seconds, stimulus, 25.0, server.pid))
+        return asyncio.run(run_level(server.url, sessions, seconds, stimulus, 25.0, server.pid,
+                                     net_jitter_ms=net_jitter_ms))
     finally:
         server.close()
 
@@ -66,6 +71,8 @@ def main() -> None:
     parser.add_argument("--sessions", default="1", help="session counts, e.g. 1,4")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--net-jitter", type=float, default=0.0, metavar="MS",
+                        help="the client's audio through a jittery network, 0 to MS ms per packet (avatar-rt bench)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     import logging
@@ -88,7 +95,7 @@ def main() -> None:
         runs = {k: [] for k in names}
         for r in range(args.rounds):
             for name in names[r % len(names):] + names[:r % len(names)]:
-                level = run_variant(trees[name], n, args.seconds, stimulus)
+                level = run_variant(trees[name], n, args.seconds, stimulus, args.net_jitter)
                 level.pop("calls")
                 runs[name].append(level)
                 print(f"  {n} session(s) round {r + 1} {name}: mouth p50 {level['mouth_ms']['p50']} p95 "

@@ -20,12 +20,13 @@ WHY = {
             "packet leaves 20 ms before the frame's end, and an onset counts as sent with its packet, on average "
             "this many ms before the onset itself (a real microphone waits for the last sample: +20 ms in a "
             "browser); Opus encode and the loopback network: ~0",
-    "ingress": "server: aiortc's audio receive buffer releases a packet when the next one arrives (20 ms), Opus "
-               "decode on aiortc's decoder thread, 48 → 16 kHz",
+    "ingress": "server: each RTP packet straight to Opus decode on aiortc's decoder thread (the server replaces "
+               "aiortc's audio buffer, which held a packet until the next one arrived: 20 ms), 48 → 16 kHz",
     "media": "pipeline, on the media clock (offline render of the same words): the onset waits for the rest of its "
              "40 ms frame, then the mouth needs to pass a quarter of its peak change",
-    "jitter": "server: the input jitter buffer (adaptive: one frame plus a margin that grows on underruns) and the "
-              "wait for the frame tick; measured from the frame's newest sample",
+    "jitter": "server: from the frame's newest sample arriving to the tick that takes it: the frame clock is "
+              "phase-locked to the arrivals (a guard of 2 ms behind the latest arrival of the last 2 s), the "
+              "adaptive jitter buffer only refills after an underrun",
     "lookahead": "server: the lip-sync model's future context (owned by the model, not changed here)",
     "motion": "server: VAD, log-mel features, lip-sync stage A, behaviour stage B, edits",
     "rig": "server: motion parameters → 478 landmarks",

@@ -30,10 +30,11 @@ def _tensor_spec(value: onnx.ValueInfoProto) -> dict:
     }
 
 
-def entry_for(model_path: Path, name: str, version: str, description: str) -> dict:
+def entry_for(model_path: Path, name: str, version: str, description: str, parity: dict | None = None) -> dict:
+    """`parity`: export.parity.measure's record (max / mean abs error against the reference, and its bound)."""
     model = onnx.load(str(model_path))
     opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    return {
+    entry = {
         "name": name,
         "version": version,
         "file": model_path.name,
@@ -45,6 +46,16 @@ def entry_for(model_path: Path, name: str, version: str, description: str) -> di
         "outputs": [_tensor_spec(v) for v in model.graph.output],
         "description": description,
     }
+    if parity is not None:
+        entry["parity"] = parity
+    return entry
+
+
+def batch_axes(entry: dict) -> dict[str, int]:
+    """Per input and output of a manifest entry, the axis of its symbolic `batch` dimension (sessions in one
+    call); absent where the graph has none (a literal 1: such a graph runs one stream a call)."""
+    return {spec["name"]: spec["shape"].index("batch") for spec in entry.get("inputs", []) + entry.get("outputs", [])
+            if "batch" in spec["shape"]}
 
 
 def update(entry: dict, manifest: Path = MANIFEST) -> None:

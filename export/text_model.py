@@ -183,6 +183,10 @@ def build(out: Path | None = None, keep_fp32: bool = False, log=print) -> dict:
         log(f"check on {len(CHECK_SENTENCES)} sentences: fp32 ONNX vs PyTorch cosine min {cos_torch.min():.5f}; "
             f"int8 vs fp32 cosine min {cos_int8.min():.4f}, mean {cos_int8.mean():.4f} (need ≥ {MIN_COSINE}; "
             f"int8 padded batch vs one at a time: {batch_agreement:.4f})")
+        # the fp32 graph against PyTorch value by value (export.parity's format; a ParityError past 1e-4)
+        from export import parity  # noqa: PLC0415
+
+        fp32_parity = parity.measure("text encoder (fp32)", e32, reference, reference="torch", bound=1e-4, log=log)
         if cos_torch.min() < 0.9999:
             raise BuildError(f"the fp32 ONNX graph does not reproduce PyTorch (cosine {cos_torch.min():.5f})")
         if cos_int8.min() < MIN_COSINE:
@@ -202,7 +206,7 @@ def build(out: Path | None = None, keep_fp32: bool = False, log=print) -> dict:
             "fp32_bytes": fp32.stat().st_size,
             "sha256": sha256(int8),
             "check": {"sentences": len(CHECK_SENTENCES), "int8_vs_fp32_cosine_min": round(float(cos_int8.min()), 5),
-                      "fp32_vs_torch_cosine_min": round(float(cos_torch.min()), 6)},
+                      "fp32_vs_torch_cosine_min": round(float(cos_torch.min()), 6), "fp32_parity": fp32_parity},
         }
         # Install: the old model.json goes first, the new one comes last.
         (out / META_FILE).unlink(missing_ok=True)

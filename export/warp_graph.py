@@ -300,12 +300,15 @@ DESCRIPTION = (
 
 
 def export(out: Path = DEFAULT_OUT, write_manifest: bool = True, subpixel: int = REMAP_SUBPIXEL,
-           inverse_steps: int = INVERSE_STEPS) -> Path:
+           inverse_steps: int = INVERSE_STEPS, parity: dict | None = None) -> Path:
+    """Write the graph to `out` and (with `write_manifest`) its entry into the manifest beside it; `parity`:
+    the record of export.parity to keep in the entry."""
     out.parent.mkdir(parents=True, exist_ok=True)
     model = build_model(subpixel, inverse_steps)
     out.write_bytes(model.SerializeToString(deterministic=True))
     if write_manifest:
-        manifest.update(manifest.entry_for(out, NAME, VERSION, DESCRIPTION))
+        entry = manifest.entry_for(out, NAME, VERSION, DESCRIPTION, parity)
+        manifest.update(entry, out.parent / manifest.MANIFEST.name)
     return out
 
 
@@ -323,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     entry = manifest.entry_for(path, NAME, VERSION, DESCRIPTION)
     print(f"wrote {path} ({entry['bytes']} bytes, opset {entry['opset']}, sha256 {entry['sha256']})")
     if not args.no_manifest:
-        print(f"updated {manifest.MANIFEST}")
+        print(f"updated {args.out.parent / manifest.MANIFEST.name}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real server in a subprocess, and speech synthesized with espeak-ng."""
+"""Shared fixtures: a real server in a subprocess, speech synthesized with espeak-ng, the tiny lip-sync training run."""
 
 from __future__ import annotations
 
@@ -182,3 +182,22 @@ def engine():
     srv = start_server("adapters-server.log", python=python)
     yield srv
     stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """`python -m export.lipsync.train_all --tiny --phones` once per test run: the real training and export
+    pipeline on a handful of utterances (barely trained models: plumbing only). ROOT/engines has the models and
+    their manifest, ROOT/work/stage_a.pt stage A's checkpoint."""
+    pytest.importorskip("torch", reason="training needs torch (the `train` extra)")
+    data = pytest.importorskip("export.lipsync.data")
+    if not data.synth.espeak_available():
+        pytest.skip("libespeak-ng is not installed (the README test command installs it)")
+    root = tmp_path_factory.mktemp("train_all")
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "export.lipsync.train_all", "--tiny", "--phones",
+                           "--out", str(root / "engines"), "--work", str(root / "work")],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    print(f"train_all --tiny: {time.monotonic() - t0:.1f} s\n{proc.stdout[-800:]}")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return root

@@ -46,6 +46,30 @@ def test_tiny_bench_measures_the_mouth_from_received_video(server, tmp_path):
     assert (tmp_path / "tiny_latency.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
+def test_bench_through_a_jittery_network(server, tmp_path):
+    """--net-jitter holds the client's audio packets back at random: every onset still reaches the mouth, and the
+    report says the network was jittery and how often the server's input ran dry."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (the README test command installs it)")
+    run = bench("--url", server.base_url, "-t", "7", "--net-jitter", "40", "-o", str(tmp_path / "j"))
+    print(run.stdout, run.stderr[-2000:])
+    assert run.returncode == 0, run.stderr
+    assert "jittery network: 0-40 ms per packet" in run.stdout
+    level = json.loads((tmp_path / "j.json").read_text())["levels"][0]
+    assert level["net_jitter_ms"] == 40
+    assert level["mouth_ms"]["n"] >= 2 and level["onsets_missed"] == 0
+    assert 60 <= level["mouth_ms"]["p50"] <= 1500
+    assert isinstance(level["server"]["audio_underruns"], int)
+
+
+def test_a_network_jitter_out_of_range_is_refused(tmp_path):
+    run = bench("--net-jitter", "-5", "-o", str(tmp_path / "x"), timeout=120)
+    assert run.returncode == 2
+    assert "--net-jitter 0-1000 ms" in run.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_unreachable_server_is_a_clear_error(tmp_path):
     url = f"http://127.0.0.1:{free_port()}"
     run = bench("--url", url, "-t", "5", "-o", str(tmp_path / "x"), timeout=120)
@@ -73,3 +97,28 @@ def test_a_recording_without_speech_onsets_is_refused_before_connecting(tmp_path
     run = bench("--url", url, "--wav", str(silent), "-t", "5", "-o", str(tmp_path / "x"), timeout=120)
     assert run.returncode == 2
     assert "no speech onset after 0.8 s of silence" in run.stderr
+
+
+def test_the_jittery_microphone_holds_packets_back_in_order():
+    import asyncio
+    import time
+
+    import numpy as np
+
+    from avatar_rt.bench.client import FRAME, SEND_RATE, Microphone
+
+    mic = Microphone(np.zeros(FRAME * 25, np.int16), net_jitter_ms=30, seed=1)
+
+    async def listen() -> list[tuple[float, int]]:
+        got = []
+        for _ in range(25):
+            frame = await mic.recv()
+            got.append((time.monotonic(), frame.pts))
+        return got
+
+    got = asyncio.run(listen())
+    due = [mic.start + k * FRAME / SEND_RATE for k in range(25)]
+    assert [pts for _, pts in got] == [k * FRAME for k in range(25)]  # in order, none lost
+    assert all(t >= d for (t, _), d in zip(got, due))  # never before the audio exists
+    assert max(t - d for (t, _), d in zip(got, due)) > 0.005  # some held back
+    assert mic.sent_at == pytest.approx(due)  # latency counts from when each packet was due

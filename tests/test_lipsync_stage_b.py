@@ -11,9 +11,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +22,7 @@ from avatar_rt.motion.lipsync import LipSyncModel
 from avatar_rt.motion.lipsync import load_session as load_stage_a
 from avatar_rt.motion.params import MotionParams
 from avatar_rt.motion.sampler import FlowSampler, time_grid
-from conftest import REPO, espeak, resample
+from conftest import espeak, resample
 
 FPS = 25.0
 SLICE = 640  # samples per 25 fps frame
@@ -36,21 +33,6 @@ def shipped(name: str) -> Path:
         return engines.engine_path(name)
     except engines.EngineError as exc:
         pytest.skip(f"{name} is not shipped in engines/ ({exc})")
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    pytest.importorskip("torch", reason="training needs torch (the `train` extra)")
-    data = pytest.importorskip("export.lipsync.data")
-    if not data.synth.espeak_available():
-        pytest.skip("libespeak-ng is not installed (the README test command installs it)")
-    root = tmp_path_factory.mktemp("train_all")
-    t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "export.lipsync.train_all", "--tiny", "--phones", "--out", str(root / "engines"),
-                           "--work", str(root / "work")], cwd=REPO, capture_output=True, text=True, timeout=300)
-    print(f"train_all --tiny: {time.monotonic() - t0:.1f} s\n{proc.stdout[-800:]}")
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return root
 
 
 def model_for(stage_a: Path, stage_b: Path | None, *, seed: int = 0, steps: int | None = None) -> LipSyncModel:
@@ -136,8 +118,8 @@ def test_the_runtime_conditions_stage_b_exactly_as_training_did(tiny_run):
     val = sorted((tiny_run / "work" / "data" / "val").glob("*.npz"))[0]
     audio = np.concatenate([np.load(val)["audio"], np.zeros(8000, np.int16)])
     model = model_for(out / "lipsync_stage_a.onnx", out / f"{STUDENT}.onnx")
-    rows, push = [], model.behaviour.push_row
-    model.behaviour.push_row = lambda row: (rows.append(np.array(row)), push(row))
+    rows, add = [], model.behaviour.add_row  # where LipSyncModel hands over stage A's rows
+    model.behaviour.add_row = lambda row: (rows.append(np.array(row)), add(row))
     ready = []
     for i in range(0, len(audio) - SLICE + 1, SLICE):
         model.step(audio[i:i + SLICE], True)

@@ -31,6 +31,10 @@ class AudioJitterBuffer:
     def level_samples(self) -> int:
         return self._level
 
+    def short_of(self, n: int) -> bool:
+        """Playing, but the next `n` samples have not all arrived: a pop now would underrun."""
+        return self._playing and self._level < n
+
     def push(self, chunk: AudioChunk) -> None:
         self._chunks.append(chunk)
         self._level += len(chunk.samples)

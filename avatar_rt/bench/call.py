@@ -44,10 +44,10 @@ class CallRecord:
 
 
 class BenchCall:
-    def __init__(self, base_url: str, stimulus: Stimulus):
+    def __init__(self, base_url: str, stimulus: Stimulus, net_jitter_ms: float = 0.0, seed: int = 0):
         self.base_url = base_url
         self.record = CallRecord(onsets_48k=[int(round(t * 48000)) for t in stimulus.onsets_s])
-        self.mic = Microphone(stimulus.pcm_48k())
+        self.mic = Microphone(stimulus.pcm_48k(), net_jitter_ms, seed)
         self.record.mic = self.mic
         self.pc = RTCPeerConnection()
         self._tasks: list[asyncio.Task] = []

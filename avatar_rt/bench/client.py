@@ -25,22 +25,29 @@ class Microphone(MediaStreamTrack):
 
     `sent_at[k]` is when frame k (samples [k·960, (k+1)·960)) was handed to the encoder: the
     moment that audio left this client.
+
+    `net_jitter_ms` > 0 plays a jittery network between here and the server: each frame is held back a
+    random 0 to `net_jitter_ms` ms (uniform, in order: a held frame holds the ones behind it), and
+    `sent_at[k]` is when frame k was due, so what the network adds counts in the latency measured.
     """
 
     kind = "audio"
 
-    def __init__(self, pcm_48k: np.ndarray):
+    def __init__(self, pcm_48k: np.ndarray, net_jitter_ms: float = 0.0, seed: int = 0):
         super().__init__()
         self.pcm = pcm_48k
         self.sent = 0
         self.start: float | None = None
         self.sent_at: list[float] = []
+        self.net_jitter_s = net_jitter_ms / 1000.0
+        self._rng = np.random.default_rng(seed)
 
     async def recv(self) -> av.AudioFrame:
         if self.start is None:
             self.start = time.monotonic()
         due = self.start + self.sent / SEND_RATE
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        held = self._rng.uniform(0.0, self.net_jitter_s) if self.net_jitter_s > 0 else 0.0
+        await asyncio.sleep(max(0.0, due + held - time.monotonic()))
         chunk = self.pcm[self.sent:self.sent + FRAME]
         if len(chunk) < FRAME:
             chunk = np.concatenate([chunk, np.zeros(FRAME - len(chunk), dtype=np.int16)])
@@ -49,7 +56,7 @@ class Microphone(MediaStreamTrack):
         frame.pts = self.sent
         frame.time_base = fractions.Fraction(1, SEND_RATE)
         self.sent += FRAME
-        self.sent_at.append(time.monotonic())
+        self.sent_at.append(due if self.net_jitter_s > 0 else time.monotonic())
         return frame
 
     def left_at(self, sample_48k: int) -> float | None:

@@ -38,6 +38,10 @@ def add_parser(sub) -> None:
     bench.add_argument("--wav", type=Path, help="speak this recording (WAV or anything FFmpeg reads) instead of "
                                                 "espeak-ng words; onsets are found after ≥ 0.8 s of silence")
     bench.add_argument("--fps", type=float, default=25.0, help="the server's frame rate (default: 25)")
+    bench.add_argument("--net-jitter", type=float, default=0.0, metavar="MS",
+                       help="play a jittery network: hold each 20 ms audio packet the client sends back a random "
+                            "0 to MS ms (in order); latency still counts from when each packet was due "
+                            "(default: 0, none)")
     bench.add_argument("--server-pid", type=int,
                        help="read CPU and memory from /proc/PID (for a local server whose /v1/metrics has no "
                             "process figures)")
@@ -69,7 +73,7 @@ async def _run(args, url: str, pid: int | None, stimulus) -> list[dict]:
             bar.n = base + elapsed
             bar.refresh()
 
-        results.append(await run_level(url, n, args.seconds, stimulus, args.fps, pid, tick))
+        results.append(await run_level(url, n, args.seconds, stimulus, args.fps, pid, tick, args.net_jitter))
     bar.close()
     return results
 
@@ -82,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
     from avatar_rt.bench.server import LocalServer, check_reachable
     from avatar_rt.bench.stimulus import espeak_words, from_wav
 
-    if args.sessions < 1 or args.seconds < 3:
-        print("avatar-rt bench: --sessions must be ≥ 1 and --seconds ≥ 3", file=sys.stderr)
+    if args.sessions < 1 or args.seconds < 3 or not 0 <= args.net_jitter <= 1000:
+        print("avatar-rt bench: --sessions must be ≥ 1, --seconds ≥ 3 and --net-jitter 0-1000 ms", file=sys.stderr)
         return 2
     serve_args = list(args.serve_arg)
     if args.backend is not None:

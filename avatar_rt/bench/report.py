@@ -31,7 +31,9 @@ def summary(result: dict) -> str:
             f"(late) and {s.get('transport_dropped_frames')} (transport lagged)",
             f"server: audio arrival -> frame to encoder p50 {s['latency_ms'].get('p50')} / p95 {s['latency_ms'].get('p95')} ms; "
             f"-> encoded and sent p95 {s['encoded_latency_ms'].get('p95')} ms; of which the model's lookahead "
-            f"{s.get('lookahead_ms')} ms",
+            f"{s.get('lookahead_ms')} ms; input audio underruns {s.get('audio_underruns')}"
+            + (f" (the client's audio through a jittery network: 0-{level['net_jitter_ms']:g} ms per packet)"
+               if level.get("net_jitter_ms") else ""),
             f"server CPU {s['cores']} cores ({s['cores_per_session']} per session; {s.get('cpu_ms_per_frame')} ms "
             f"per frame sent), RSS {s['rss_mb']} MB "
             f"({s['rss_mb_per_session']} MB per session); the bench client itself used {level.get('client_cores')} cores",

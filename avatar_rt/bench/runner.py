@@ -57,11 +57,13 @@ def _frames(metrics: dict | None, sessions: set[str]) -> int:
 
 
 async def run_level(url: str, sessions: int, seconds: float, stimulus: Stimulus, fps: float,
-                    server_pid: int | None = None, tick: Callable[[float], None] | None = None) -> dict:
-    """One load level: `sessions` calls at once, all speaking `stimulus`, for `seconds`."""
+                    server_pid: int | None = None, tick: Callable[[float], None] | None = None,
+                    net_jitter_ms: float = 0.0) -> dict:
+    """One load level: `sessions` calls at once, all speaking `stimulus`, for `seconds` (their audio through a
+    jittery network of `net_jitter_ms` when > 0: bench.client.Microphone)."""
     import aiohttp
 
-    calls = [BenchCall(url, stimulus) for _ in range(sessions)]
+    calls = [BenchCall(url, stimulus, net_jitter_ms, seed=i) for i in range(sessions)]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
         idle_metrics = await _metrics(http, url)
         idle = process_usage(idle_metrics, server_pid)
@@ -99,6 +101,7 @@ async def run_level(url: str, sessions: int, seconds: float, stimulus: Stimulus,
     return {
         "sessions": sessions,
         "seconds": seconds,
+        "net_jitter_ms": net_jitter_ms,
         "mouth_ms": pcts(mouth),
         "mouth_at_frame_complete_ms": pcts(mouth_complete),
         "onsets_missed": sum(v is None for v in mouth),
@@ -115,6 +118,8 @@ async def run_level(url: str, sessions: int, seconds: float, stimulus: Stimulus,
             "lookahead_ms": max((s.get("lookahead_ms") or 0.0) for s in snaps) if snaps else None,
             "dropped_frames": sum(s.get("dropped_frames", 0) for s in snaps),
             "transport_dropped_frames": sum(s.get("transport_dropped_frames", 0) for s in snaps),
+            # Slices of received audio that were incomplete when their frame was made (silence filled in).
+            "audio_underruns": sum(s.get("audio_underruns", 0) for s in snaps),
             "stages_ms": _stage_table(snaps),
             "cores": None if cores is None else round(cores, 3),
             "cores_per_session": None if cores is None else round(cores / sessions, 3),

@@ -98,6 +98,7 @@ class BehaviourModel:
         self._cond: list[np.ndarray] = []  # stage A rows, k = 0, 1, …
         self._hist = np.zeros((self.history, len(self.names)), np.float32)
         self._offset = 0  # absolute number of the first kept frame (old frames are forgotten)
+        self._job_open = False
 
     def _velocity(self, x: np.ndarray, t: np.ndarray, context: np.ndarray) -> np.ndarray:
         return self.session.run({"x": x, "t": t, "context": context}, ["velocity"])["velocity"]
@@ -107,24 +108,48 @@ class BehaviourModel:
         return len(self.frames) + self.lookahead + 1
 
     def push_row(self, row: np.ndarray) -> None:
-        """Stage A's row for the next behaviour frame (articulation, viseme posteriors, energy at its hop)."""
+        """Stage A's row for the next behaviour frame (articulation, viseme posteriors, energy at its hop); samples
+        every frame it makes ready."""
+        self.add_row(row)
+        self.sample_pending()
+
+    def sample_pending(self) -> None:
+        """Sample every frame the rows so far make ready, one network call per sampler step (batch 1)."""
+        while (job := self.next_job()) is not None:
+            self.complete(self.sampler.sample(*job))
+
+    # push_row in phases, so that avatar_rt.motion.batching can sample many streams' frames in one call per
+    # sampler step: add_row, then next_job → (sampler) → complete until next_job returns None.
+
+    def add_row(self, row: np.ndarray) -> None:
+        """Stage A's row for the next behaviour frame, kept until `next_job` samples it."""
         row = np.asarray(row, np.float32)
         if not np.isfinite(row).all():  # (np.nan_to_num costs more than the network)
             row = np.where(np.isfinite(row), row, 0.0).astype(np.float32)
         if row.shape != (self.cond_dim,):
             raise ValueError(f"a conditioning row has {self.cond_dim} values, got {row.shape}")
         self._cond.append(row)
-        while len(self._cond) >= self.rows_needed():
-            self._sample_next()
 
-    def _sample_next(self) -> None:
+    def next_job(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(context (1, C), noise (1, D)) of the next frame to sample, None until its rows are in; `complete` must
+        take its sample before the next call (the noise comes from this stream's generator, in frame order)."""
+        if self._job_open:
+            raise RuntimeError("the previous behaviour frame has not been completed")
+        if len(self._cond) < self.rows_needed():
+            return None
         k = len(self.frames)
         lo = k - self.history
         rows = [self._cond[max(0, j)] for j in range(lo, k + self.lookahead + 1)]
         style = np.array([self.style[s] for s in self.style_names], np.float32) / self._style_high
         context = np.concatenate([(self._hist / self.x_scale).ravel(), np.concatenate(rows), style])[None]
         noise = self._rng.standard_normal((1, len(self.names))).astype(np.float32)
-        change = self.sampler.sample(context.astype(np.float32), noise)[0] * self.d_scale
+        self._job_open = True
+        return context.astype(np.float32), noise
+
+    def complete(self, sample: np.ndarray) -> None:
+        """The sampler's output (1, D) for the frame of the last `next_job`: the frame joins the trajectory."""
+        self._job_open = False
+        change = np.asarray(sample, np.float32)[0] * self.d_scale
         if not np.isfinite(change).all():
             change = np.zeros_like(change)
         x = np.clip(self._hist[-1] + change, -self.limits, self.limits)

@@ -140,6 +140,12 @@ class StageAStream:
         self._state_shapes = {i.name: [d if isinstance(d, int) else 1 for d in i.shape]
                               for i in session.inputs if i.name.startswith("state_")}
         self._out_names = ["articulation", "viseme_probs", "phoneme_probs"] + ["next_" + s for s in self._state_names]
+        # Where each state's symbolic `batch` axis is (graphs since issue 17; the GRU's is 1), so streams of one
+        # model can share a call (avatar_rt.motion.batching); None for graphs with a literal batch of 1.
+        shapes = {i.name: i.shape for i in session.inputs}
+        self.batch_axes = ({n: shapes[n].index("batch") for n in self._state_names}
+                           if "batch" in shapes["mel"] and all("batch" in shapes[n] for n in self._state_names)
+                           else None)
         self.articulation = np.zeros((_RING, len(ARTICULATION)), np.float32)
         self.viseme_probs = np.zeros((_RING, len(self.visemes)), np.float32)
         self.phoneme_probs = np.zeros((_RING, len(self.phonemes)), np.float32)
@@ -155,14 +161,40 @@ class StageAStream:
 
     def push(self, audio: np.ndarray) -> int:
         """Feed samples; returns how many new hops have outputs."""
+        feed = self.prepare(audio)
+        return 0 if feed is None else self.commit(feed, self.run(feed))
+
+    def prepare(self, audio: np.ndarray) -> dict[str, np.ndarray] | None:
+        """Feed samples to the feature streams; the model's inputs (batch 1, no state) for the new feature frames,
+        None when the samples completed none."""
         mel = self.features.push(audio)
-        feed = {"mel": mel[None], **self._state}
+        feed = {"mel": mel[None]}
         if self.phones is not None:  # one row per mel frame, also when there are none (it keeps the audio)
             feed["phones"] = self.phones.push(audio)[None]
-        if len(mel) == 0:
-            return 0
-        out = self.session.run(feed, self._out_names)
-        res = [out[n] for n in self._out_names]
+        return feed if len(mel) else None
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        return self._state
+
+    @property
+    def output_names(self) -> list[str]:
+        return self._out_names
+
+    def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """One model call for this stream alone (batch 1)."""
+        return self.call({**feed, **self._state})
+
+    def call(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """One call of the model on complete inputs (states included, any batch); outputs in `output_names`
+        order."""
+        out = self.session.run(inputs, self._out_names)
+        return [out[n] for n in self._out_names]
+
+    def commit(self, feed: dict[str, np.ndarray], res: list[np.ndarray]) -> int:
+        """Take this stream's outputs of `feed` (batch 1, in `output_names` order): the new state and the hops'
+        outputs into the ring; returns how many new hops have outputs."""
+        mel = feed["mel"][0]
         for name, value in zip(self._state_names, res[3:]):
             self._state[name] = value
         t0 = self.features.frames_done - len(mel)  # network time of the first new output
@@ -237,7 +269,7 @@ class LipSyncModel:
                 return
             k = hop % _RING
             e = (hop + b.energy_ahead) % _RING  # feature frames run right_context hops ahead of the outputs
-            b.push_row(np.concatenate([st.articulation[k], st.viseme_probs[k], st.energy[e:e + 1]]))
+            b.add_row(np.concatenate([st.articulation[k], st.viseme_probs[k], st.energy[e:e + 1]]))
             self._behaviour_rows += 1
 
     @property
@@ -248,12 +280,26 @@ class LipSyncModel:
         """Feed one video frame of 16 kHz mono audio (int16, or float in int16 scale); get frame
         `step − lookahead_frames`'s articulation (rest while the delay fills)."""
         self.stream.push(audio)
+        params, hop = self.finish_stage_a(speech)
+        if hop is not None and self.behaviour is not None:
+            self.queue_behaviour()
+            self.behaviour.sample_pending()
+            self.apply_behaviour(params, hop)
+        return params
+
+    # `step` in phases, so that avatar_rt.motion.batching can run many streams' model calls together:
+    # stream.prepare → (stage A call) → stream.commit → finish_stage_a → queue_behaviour → (stage B calls)
+    # → apply_behaviour. `step` runs the same phases with calls of batch 1.
+
+    def finish_stage_a(self, speech: bool) -> tuple[MotionParams, int | None]:
+        """After stage A has taken this step's audio: the articulation of the shown frame and its hop (None while
+        the delay fills: then the params are rest and stage B is not fed)."""
         m = self._steps
         self._steps += 1
         self._speech.append(bool(speech))
         n = m - self.lookahead_frames
         if n < 0 or self.stream.hops_done == 0:
-            return MotionParams()
+            return MotionParams(), None
         hop = hop_for_frame(n, self.fps)
         newest = self.stream.hops_done - 1
         if hop > newest:  # the caller's slices ran ahead of the audio actually delivered
@@ -282,12 +328,16 @@ class LipSyncModel:
         press = max(a[5], float(self.viseme_posteriors[self._pp]))
         params = MotionParams(jaw_open=a[0], lip_spread=a[1], lip_round=a[2], upper_lip_raise=a[3],
                               lower_lip_drop=a[4], lip_press=press, teeth_show=a[6])
-        if self.behaviour is not None:
-            self._feed_behaviour(newest)
-            b = self.behaviour.value_at(hop)
-            if b is not None:
-                yaw, pitch, roll, brow, blink = (float(v) for v in b)
-                params.head_yaw, params.head_pitch, params.head_roll = yaw, pitch, roll
-                params.brow_raise_l = params.brow_raise_r = brow
-                params.blink_l = params.blink_r = blink
-        return params
+        return params, hop
+
+    def queue_behaviour(self) -> None:
+        """Hand stage B the rows of every behaviour frame stage A now has (it samples them on request)."""
+        self._feed_behaviour(self.stream.hops_done - 1)
+
+    def apply_behaviour(self, params: MotionParams, hop: int) -> None:
+        b = self.behaviour.value_at(hop)
+        if b is not None:
+            yaw, pitch, roll, brow, blink = (float(v) for v in b)
+            params.head_yaw, params.head_pitch, params.head_roll = yaw, pitch, roll
+            params.brow_raise_l = params.brow_raise_r = brow
+            params.blink_l = params.blink_r = blink

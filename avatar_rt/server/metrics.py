@@ -5,7 +5,8 @@ except ingress, which is per received audio packet):
 
   ingress    RTP packet arrival → decoded 16 kHz chunk in the jitter buffer (aiortc's own audio
              jitter buffer, Opus decode, resampling)
-  jitter     decoded → taken by the frame clock (our jitter buffer, and waiting for the next frame tick)
+  jitter     the newest sample of the frame's audio decoded → taken by the frame clock (our jitter buffer and
+             the wait for the tick; the clock is phase-locked to the arrivals: server/frame_phase.py)
   lookahead  taken by the clock → its frame comes out of the motion model (the model's future context)
   motion     VAD, features, motion model, idle behaviour and edits for the frame
   rig        motion parameters → 3D landmarks

@@ -7,7 +7,10 @@ ingress stage (packet → decoded chunk) can be measured rather than guessed.
 aiortc's audio receiver also keeps its own jitter buffer that releases a packet only once
 four more have arrived (prefetch 4: 80 ms of 20 ms Opus packets) — in front of the
 session's own jitter buffer, which already absorbs arrival jitter and is the one that is
-bounded and measured. `set_audio_prefetch` shortens it.
+bounded and measured. Even at prefetch 1 it holds each packet until the next one shows that
+its frame is complete (20 ms), which an Opus packet never needs: one RTP packet carries one
+whole Opus frame (RFC 7587). `pass_audio_through` replaces it by a buffer that hands each
+packet to the decoder as it arrives.
 """
 
 from __future__ import annotations
@@ -17,17 +20,13 @@ import time
 from collections import OrderedDict
 
 from aiortc import RTCRtpReceiver
-from aiortc.jitterbuffer import JitterBuffer
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtp import RtpPacket
+from aiortc.utils import uint16_add
 
 log = logging.getLogger(__name__)
 
 _REMEMBERED = 64  # frames: over a second of audio or video, far beyond any frame still in flight
-# aiortc releases an audio frame when the packet `prefetch` frames later arrives; 1 is the least it can do
-# (a frame is known complete only when the next timestamp shows up).
-MIN_PREFETCH = 1
-# What sessions use: aiortc's 4 (80 ms) sat in front of the session's own jitter buffer, which is the one that
-# absorbs arrival jitter (bounded, adaptive, measured); 1 leaves aiortc only re-ordering within a packet.
-AUDIO_PREFETCH = 1
 
 
 class PacketClock:
@@ -54,14 +53,31 @@ class PacketClock:
         return None if pts is None else self._arrivals.get(pts)
 
 
-def set_audio_prefetch(receiver: RTCRtpReceiver, prefetch: int) -> bool:
-    """Replace an audio receiver's jitter buffer by one holding `prefetch` packets; False if aiortc changed."""
+class PassThroughAudioBuffer(JitterBuffer):
+    """Each audio packet to the decoder as it arrives (one RTP packet is one whole Opus frame). A packet older
+    than one already passed on (re-ordered or duplicated) is dropped: it is too late to play; a gap (a lost
+    packet) is skipped. The session's own jitter buffer absorbs the arrival jitter."""
+
+    def __init__(self, capacity: int):
+        super().__init__(capacity=capacity)
+        self._next: int | None = None  # the sequence number expected next
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        seq = packet.sequence_number
+        if self._next is not None and uint16_add(seq, -self._next) >= 0x8000:
+            return False, None  # older than what was already decoded
+        self._next = uint16_add(seq, 1)
+        return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)  # type: ignore[attr-defined]
+
+
+def pass_audio_through(receiver: RTCRtpReceiver) -> bool:
+    """Replace an audio receiver's jitter buffer by `PassThroughAudioBuffer`; False if aiortc changed."""
     attr = "_RTCRtpReceiver__jitter_buffer"
     old = getattr(receiver, attr, None)
     if not isinstance(old, JitterBuffer) or receiver.track is None or receiver.track.kind != "audio":
-        log.warning("cannot shorten aiortc's audio jitter buffer (aiortc internals changed); keeping it")
+        log.warning("cannot replace aiortc's audio jitter buffer (aiortc internals changed); keeping it")
         return False
-    setattr(receiver, attr, JitterBuffer(capacity=old.capacity, prefetch=max(MIN_PREFETCH, prefetch)))
+    setattr(receiver, attr, PassThroughAudioBuffer(capacity=old.capacity))
     return True
 
 

@@ -28,8 +28,9 @@ from avatar_rt.server import edit_api
 from avatar_rt.pipeline import FramePipeline, OutputFrame
 from avatar_rt.server.avatars import Avatar, AvatarStore
 from avatar_rt.server.control import ControlChannel
+from avatar_rt.server.frame_phase import FramePhase
 from avatar_rt.server.metrics import SessionMetrics
-from avatar_rt.server.rtp_audio import AUDIO_PREFETCH, PacketClock, receiver_of, set_audio_prefetch
+from avatar_rt.server.rtp_audio import PacketClock, pass_audio_through, receiver_of
 from avatar_rt.server.tracks import PipelineAudioTrack, PipelineVideoTrack
 from avatar_rt.server.workers import render_pool
 
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 # Past this much lateness the loop stops trying to catch up and re-anchors its clock.
 MAX_CATCH_UP_S = 1.0
+# How long a tick waits past its time for the packet completing its audio slice (the phase-locked clock aims
+# just behind the arrivals, so it sometimes comes a little early); beyond it the slice underruns as before.
+MAX_AUDIO_WAIT_S = 0.03
 
 
 class Session:
@@ -58,6 +62,9 @@ class Session:
                                       motion_model=motion_model)
         self.ingress = AudioIngress()
         self.jitter = AdaptiveJitterBuffer()
+        self.phase = FramePhase()  # the frame clock's phase, locked to the received audio's arrivals
+        self._audio_arrived = asyncio.Event()
+        self._jitter_events = (0, 0, 0)  # the jitter buffer's underruns, trimmed and dropped samples at the last tick
         self.video = PipelineVideoTrack(fps, on_sent=self.metrics.frame_sent, on_encoded=self.metrics.frame_encoded)
         self.audio = PipelineAudioTrack()
         self.control: ControlChannel | None = None
@@ -88,6 +95,7 @@ class Session:
             "audio_underruns": self.jitter.underruns,
             "jitter_margin_ms": round(1000.0 * self.jitter.margin / 16000, 1),
             "audio_trimmed_ms": round(1000.0 * self.jitter.trimmed_samples / 16000, 1),
+            "clock_shift_ms": round(1000.0 * self.phase.shifted_s, 1),  # the frame clock's phase lock, + later
             "transport_dropped_frames": self.video.dropped,  # replaced in the track queue: the transport lagged
         }
 
@@ -140,7 +148,7 @@ class Session:
             # aiortc track buffers without bound.
             receiver = receiver_of(pc, track)
             if receiver is not None and track.kind == "audio":
-                set_audio_prefetch(receiver, AUDIO_PREFETCH)  # our own jitter buffer absorbs the jitter
+                pass_audio_through(receiver)  # each packet decoded as it arrives: our jitter buffer absorbs jitter
             self._spawn(self._consume(track, PacketClock(receiver) if receiver is not None else None))
 
         @pc.on("datachannel")
@@ -202,6 +210,7 @@ class Session:
                     self.metrics.packet_decoded(packet_arrival, decoded)
                 for chunk in self.ingress.push_frame(frame, decoded):
                     self.jitter.push(chunk)
+                self._audio_arrived.set()
 
     def _render_step(self, audio, arrival, render: bool, tick: float) -> tuple[OutputFrame | None, object]:
         out = self.pipeline.step(audio, arrival, render=render, tick=tick)
@@ -211,25 +220,45 @@ class Session:
         out.timings.converted = time.monotonic()
         return out, frame
 
+    async def _audio_for_step(self, need: int, due: float, started: float) -> tuple:
+        """The next slice of received audio; waits (until `due` + MAX_AUDIO_WAIT_S at most) for the packet
+        that completes it when the phase-locked tick came a little early, then lets the clock's phase learn."""
+        jitter = self.jitter
+        while jitter.short_of(need) and time.monotonic() < due + MAX_AUDIO_WAIT_S:
+            self._audio_arrived.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._audio_arrived.wait(), due + MAX_AUDIO_WAIT_S - time.monotonic())
+        audio, arrival = jitter.pop(need)
+        events = (jitter.underruns, jitter.trimmed_samples, jitter.dropped_samples)
+        if events != self._jitter_events:
+            # Audio missed, trimmed or dropped since the last tick: the stream's timing against the clock changed.
+            self._jitter_events = events
+            self.phase.forget()
+            return audio, arrival, 0.0
+        return audio, arrival, self.phase.observe(due, started, arrival)
+
     async def _frame_loop(self) -> None:
         loop = asyncio.get_running_loop()
         period = 1.0 / self.fps
-        anchor = loop.time()
+        # time.monotonic, not loop.time(): received audio is stamped with it (and uvloop's is cached, in ms).
+        anchor = time.monotonic()
         n = 0
         try:
             while not self._closed.is_set():
                 due = anchor + n * period
-                wait = due - loop.time()
+                wait = due - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                late = loop.time() - due
-                if late > MAX_CATCH_UP_S:
-                    anchor = loop.time() - n * period
-                    late = 0.0
+                started = time.monotonic()
+                if started - due > MAX_CATCH_UP_S:
+                    anchor, due = started - n * period, started
+                    self.phase.forget()
                 if self.agent is not None:
                     audio, arrival = self.agent.pull(self.pipeline.samples_for_step()), None
                 else:
-                    audio, arrival = self.jitter.pop(self.pipeline.samples_for_step())
+                    audio, arrival, shift = await self._audio_for_step(self.pipeline.samples_for_step(), due, started)
+                    anchor += shift
+                late = time.monotonic() - due  # a wait for the audio counts: the frame leaves that much later
                 render = late < 1.5 * period
                 out, video_frame = await loop.run_in_executor(
                     self._worker, functools.partial(self._render_step, audio, arrival, render, time.monotonic()))

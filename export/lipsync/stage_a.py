@@ -30,16 +30,18 @@ T outputs out, and the state in and out:
 
 | input | shape | |
 |---|---|---|
-| `mel` | (1, T, 80) | normalised log-mel frames (avatar_rt.audio.features), oldest first |
-| `phones` | (1, T, 42) | (`Config.phones`) log phone posteriors, 5 hops late (avatar_rt.audio.phone_features) |
-| `state_conv0` | (1, 80 + 42, 2) | the last 2 input frames (channels first; 80 without `phones`) |
-| `state_conv1` | (1, C, 4) | the last 4 frames entering the dilation-2 conv |
-| `state_conv2` | (1, C, 8) | the last 8 frames entering the dilation-4 conv |
-| `state_gru` | (1, 1, H) | GRU hidden state |
+| `mel` | (B, T, 80) | normalised log-mel frames (avatar_rt.audio.features), oldest first |
+| `phones` | (B, T, 42) | (`Config.phones`) log phone posteriors, 5 hops late (avatar_rt.audio.phone_features) |
+| `state_conv0` | (B, 80 + 42, 2) | the last 2 input frames (channels first; 80 without `phones`) |
+| `state_conv1` | (B, C, 4) | the last 4 frames entering the dilation-2 conv |
+| `state_conv2` | (B, C, 8) | the last 8 frames entering the dilation-4 conv |
+| `state_gru` | (1, B, H) | GRU hidden state |
 
-outputs `articulation` (1, T, 7) in [0, 1], `viseme_probs` (1, T, 15),
-`phoneme_probs` (1, T, 40), for hops t − 8 of the T inputs t, and `next_state_*`
-for every `state_*`. The initial state is all zeros (the training's causal
+outputs `articulation` (B, T, 7) in [0, 1], `viseme_probs` (B, T, 15),
+`phoneme_probs` (B, T, 40), for hops t − 8 of the T inputs t, and `next_state_*`
+for every `state_*`. B, the symbolic `batch`, is the number of independent
+streams in one call (sessions, batched by avatar_rt.motion.batching); each row
+keeps its own state. The initial state is all zeros (the training's causal
 zero padding), so one call on a whole utterance equals any sequence of calls on
 its pieces. The metadata holds the right context, the feature configuration,
 the global feature statistics that initialise the streaming normaliser, the
@@ -111,6 +113,10 @@ NAME = "lipsync_stage_a"
 VERSION = "1.0.0"
 OPSET = 17
 RIGHT_CONTEXT = 8  # hops (80 ms): output t predicts hop t − RIGHT_CONTEXT
+# The batch dimension of every input and output (= sessions in one call, avatar_rt.motion.batching); the GRU's
+# state keeps ONNX's layout (directions, batch, hidden), so its batch is axis 1. Graphs exported before issue 17
+# had a literal 1 here; the runtime reads either.
+BATCH = "batch"
 
 VISEMES = ph.VISEMES  # 15 Oculus visemes
 VISEME_GROUP_INDEX = np.array(ph.VISEME_GROUP_INDEX, dtype=np.int64)  # viseme → one of the 6 groups
@@ -399,11 +405,11 @@ def build_onnx(model: StageA, stats: FeatureStats, metadata: dict[str, str]) -> 
         nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
         return output
 
-    inputs = [helper.make_tensor_value_info("mel", TensorProto.FLOAT, [1, "frames", N_MELS])]
+    inputs = [helper.make_tensor_value_info("mel", TensorProto.FLOAT, [BATCH, "frames", N_MELS])]
     outputs = []
     inputs[0].doc_string = "normalised log-mel frames (avatar_rt.audio.features.LogMelStream), oldest first"
     if model.n_phones:
-        vi = helper.make_tensor_value_info("phones", TensorProto.FLOAT, [1, "frames", model.n_phones])
+        vi = helper.make_tensor_value_info("phones", TensorProto.FLOAT, [BATCH, "frames", model.n_phones])
         vi.doc_string = ("normalised log phone posteriors, one row per mel frame, 5 hops late "
                          "(avatar_rt.audio.phone_features.PhoneFeatureStream)")
         inputs.append(vi)
@@ -412,12 +418,12 @@ def build_onnx(model: StageA, stats: FeatureStats, metadata: dict[str, str]) -> 
 
     def causal_conv(x: str, state: str, channels: int, dilation: int, w: str, b: str, tag: str) -> str:
         ctx = (k - 1) * dilation
-        vi = helper.make_tensor_value_info(state, TensorProto.FLOAT, [1, channels, ctx])
+        vi = helper.make_tensor_value_info(state, TensorProto.FLOAT, [BATCH, channels, ctx])
         vi.doc_string = f"the last {ctx} frames entering {tag} (channels first); zeros at the start"
         inputs.append(vi)
         cat = node("Concat", [state, x], f"{tag}_cat", axis=2)
         nxt = node("Slice", [cat, init(f"{tag}_start", np.array([-ctx], np.int64)), big, axis2], f"next_{state}")
-        vo = helper.make_tensor_value_info(nxt, TensorProto.FLOAT, [1, channels, ctx])
+        vo = helper.make_tensor_value_info(nxt, TensorProto.FLOAT, [BATCH, channels, ctx])
         vo.doc_string = f"{state} for the next call"
         outputs.append(vo)
         return node("Conv", [cat, init(f"{tag}_w", sd[w]), init(f"{tag}_b", sd[b])], f"{tag}_out",
@@ -441,17 +447,17 @@ def build_onnx(model: StageA, stats: FeatureStats, metadata: dict[str, str]) -> 
     W = init("gru_W", zrh(sd["gru.weight_ih_l0"])[None])
     Rw = init("gru_R", zrh(sd["gru.weight_hh_l0"])[None])
     Bw = init("gru_B", np.concatenate([zrh(sd["gru.bias_ih_l0"]), zrh(sd["gru.bias_hh_l0"])])[None])
-    vi = helper.make_tensor_value_info("state_gru", TensorProto.FLOAT, [1, 1, H])
+    vi = helper.make_tensor_value_info("state_gru", TensorProto.FLOAT, [1, BATCH, H])
     vi.doc_string = "GRU hidden state; zeros at the start"
     inputs.append(vi)
-    seq = node("Transpose", [x], "gru_in", perm=[2, 0, 1])  # (T, 1, C)
+    seq = node("Transpose", [x], "gru_in", perm=[2, 0, 1])  # (T, B, C)
     nodes.append(helper.make_node("GRU", [seq, W, Rw, Bw, "", "state_gru"], ["gru_y", "next_state_gru"],
                                   name="gru", hidden_size=H, linear_before_reset=1))
-    vo = helper.make_tensor_value_info("next_state_gru", TensorProto.FLOAT, [1, 1, H])
+    vo = helper.make_tensor_value_info("next_state_gru", TensorProto.FLOAT, [1, BATCH, H])
     vo.doc_string = "state_gru for the next call"
     outputs.append(vo)
-    y = node("Squeeze", ["gru_y", init("axis1", np.array([1], np.int64))], "gru_sq")  # (T, 1, H)
-    y = node("Transpose", [y], "gru_bt", perm=[1, 0, 2])  # (1, T, H)
+    y = node("Squeeze", ["gru_y", init("axis1", np.array([1], np.int64))], "gru_sq")  # (T, B, H)
+    y = node("Transpose", [y], "gru_bt", perm=[1, 0, 2])  # (B, T, H)
     head = node("Add", [node("MatMul", [y, init("head_w", sd["head.weight"].T.copy())], "head_mm"),
                         init("head_b", sd["head.bias"])], "head")
     na, nv, nph = len(ARTICULATION), len(VISEMES), len(PHONEMES)
@@ -471,7 +477,7 @@ def build_onnx(model: StageA, stats: FeatureStats, metadata: dict[str, str]) -> 
     ]
     head_outs = []
     for name, n, doc in heads:
-        vo = helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, "frames", n])
+        vo = helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH, "frames", n])
         vo.doc_string = doc
         head_outs.append(vo)
     graph = helper.make_graph(nodes, NAME, inputs, head_outs + outputs, initializer=inits)
@@ -520,16 +526,19 @@ def run_onnx_chunked(session, inputs: dict[str, np.ndarray] | np.ndarray,
 
 def export(model: StageA, stats: FeatureStats, out_dir: Path, metadata: dict[str, str],
            check: dict[str, np.ndarray], write_manifest: bool = True) -> Path:
+    """Build, save and check the streaming graph: torch on the whole `check` sequence against the ONNX graph fed
+    in uneven chunks (every output head; max and mean |Δ| printed and written to the manifest entry)."""
     import onnxruntime as ort  # noqa: PLC0415
+
+    from export import parity  # noqa: PLC0415
 
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{NAME}.onnx"
     m = build_onnx(model, stats, metadata)
     onnx.save(m, str(path))
-    # parity: torch on the whole sequence vs the ONNX graph in uneven chunks
     model.eval()
     with torch.no_grad():
-        p_art, l_vis, _ = model(**{k: torch.from_numpy(v)[None] for k, v in check.items()})
+        p_art, l_vis, l_phon = model(**{k: torch.from_numpy(v)[None] for k, v in check.items()})
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     chunks, left = [], len(check["mel"])
@@ -537,18 +546,18 @@ def export(model: StageA, stats: FeatureStats, out_dir: Path, metadata: dict[str
         chunks.append(min(left, int(rng.integers(1, 9))))
         left -= chunks[-1]
     got = run_onnx_chunked(sess, check, chunks)
-    err_art = float(np.abs(got["articulation"] - p_art[0].numpy()).max())
-    err_vis = float(np.abs(got["viseme_probs"] - torch.softmax(l_vis[0], -1).numpy()).max())
-    if err_art > 1e-4 or err_vis > 1e-4:
-        raise RuntimeError(f"ONNX export disagrees with torch: articulation {err_art:.2e}, visemes {err_vis:.2e}")
-    print(f"ONNX parity (torch whole vs ONNX chunked): articulation {err_art:.1e}, visemes {err_vis:.1e}")
+    ref = [p_art[0].numpy(), torch.softmax(l_vis[0], -1).numpy(), torch.softmax(l_phon[0], -1).numpy()]
+    record = parity.measure(NAME, [got["articulation"], got["viseme_probs"], got["phoneme_probs"]], ref,
+                            reference=f"torch (whole sequence of {len(check['mel'])} frames vs ONNX in "
+                                      f"{len(chunks)} chunks)", bound=1e-4)
     if write_manifest:
         phones = (" and log phone posteriors (avatar_rt.audio.phone_features, engines/phone_am.npz)"
                   if model.n_phones else "")
         desc = (f"lip sync stage A: normalised log-mel (avatar_rt.audio.features){phones} → 7 articulation values, "
                 "15 viseme and 40 phoneme posteriors per 10 ms hop, output t for hop t − "
-                f"{model.right_context}; stateful chunk model (state_* in, next_state_* out, zeros to start)")
-        manifest.update(manifest.entry_for(path, NAME, VERSION, desc), out_dir / manifest.MANIFEST.name)
+                f"{model.right_context}; stateful chunk model (state_* in, next_state_* out, zeros to start; "
+                "symbolic batch = streams)")
+        manifest.update(manifest.entry_for(path, NAME, VERSION, desc, record), out_dir / manifest.MANIFEST.name)
     return path
 
 

@@ -75,7 +75,7 @@ from avatar_rt.audio.phone_features import ENGINE_NAME as PHONE_ENGINE  # noqa: 
 from avatar_rt.audio.phone_features import PhoneFeatures  # noqa: E402
 from avatar_rt.engines import sha256  # noqa: E402
 from avatar_rt.motion.sampler import time_grid  # noqa: E402
-from export import manifest  # noqa: E402
+from export import manifest, parity  # noqa: E402
 from export.lipsync import behaviour as bh  # noqa: E402
 from export.lipsync import stage_a  # noqa: E402
 
@@ -235,9 +235,9 @@ def build_onnx(net: VelocityNet, metadata: dict[str, str]) -> onnx.ModelProto:
 
     D = net.out.out_features
     C = net.inp.in_features - D - 1 - 2 * len(TIME_FREQS)
-    ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", D]),
-           helper.make_tensor_value_info("t", TensorProto.FLOAT, ["n", 1]),
-           helper.make_tensor_value_info("context", TensorProto.FLOAT, ["n", C])]
+    ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [stage_a.BATCH, D]),
+           helper.make_tensor_value_info("t", TensorProto.FLOAT, [stage_a.BATCH, 1]),
+           helper.make_tensor_value_info("context", TensorProto.FLOAT, [stage_a.BATCH, C])]
     ins[0].doc_string = "the point on the flow path (scaled behaviour change)"
     ins[1].doc_string = "flow time, 0 = noise … 1 = data"
     ins[2].doc_string = "history, conditioning window and style (metadata: context_layout)"
@@ -248,7 +248,7 @@ def build_onnx(net: VelocityNet, metadata: dict[str, str]) -> onnx.ModelProto:
         h = node("Add", [h, silu(linear(h, f"hidden.{i}"), f"hidden.{i}")], f"res{i}")
     out = linear(h, "out")
     nodes.append(helper.make_node("Identity", [out], ["velocity"], name="velocity"))
-    outs = [helper.make_tensor_value_info("velocity", TensorProto.FLOAT, ["n", D])]
+    outs = [helper.make_tensor_value_info("velocity", TensorProto.FLOAT, [stage_a.BATCH, D])]
     graph = helper.make_graph(nodes, "lipsync_stage_b", ins, outs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="avatar_rt.export")
     model.ir_version = 8
@@ -269,15 +269,13 @@ def export(net: VelocityNet, name: str, out_dir: Path, metadata: dict[str, str],
         ref = net(x, t, c).numpy()
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = sess.run(["velocity"], {"x": x.numpy(), "t": t.numpy(), "context": c.numpy()})[0]
-    err = float(np.abs(got - ref).max())
-    if err > 1e-4:
-        raise RuntimeError(f"{name}: ONNX export disagrees with torch by {err:.2e}")
+    record = parity.measure(name, got, ref, reference="torch (64 random rows)", bound=1e-4)
     if write_manifest:
         role = metadata["role"]
         desc = (f"lip sync stage B ({role}, {metadata['steps']} steps by default): rectified-flow velocity of the next "
                 "behaviour frame (head yaw/pitch/roll, brow raise, blink) given its history, stage A's outputs and "
                 "a style; sample with avatar_rt.motion.sampler.FlowSampler")
-        manifest.update(manifest.entry_for(path, name, VERSION, desc), out_dir / manifest.MANIFEST.name)
+        manifest.update(manifest.entry_for(path, name, VERSION, desc, record), out_dir / manifest.MANIFEST.name)
     return path
 
 
