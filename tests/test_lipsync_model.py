@@ -143,7 +143,7 @@ def test_streaming_equals_batch_inference(trained, utterance):
 def test_frames_come_out_aligned_as_the_pipeline_expects(trained, utterance, fps):
     """Drive the model exactly as FramePipeline and offline.render_to_mp4 do (slice m = frame_bounds(m), frame
     m − L comes out): frame n must be the batch output for the hop holding its centre time, every time."""
-    model = LipSyncModel(fps, engines_dir=trained, vad_gate=False)
+    model = LipSyncModel(fps, engines_dir=trained, vad_gate=False, closure_boost=False)  # stage A's own outputs
     R, L = model.right_context, model.lookahead_frames
     assert L == lookahead_for(fps, R) == {25.0: 2, 30.0: 3}[fps]
     ref = batch_outputs(model.stream.session, utterance, trained)
@@ -226,7 +226,7 @@ def test_in_the_frame_pipeline_lips_and_voice_leave_together(trained, utterance)
     from avatar_rt.avatar.reference import DEFAULT_PORTRAIT, load_portrait
     from avatar_rt.pipeline import FramePipeline, frame_bounds
 
-    model = LipSyncModel(25.0, engines_dir=trained, vad_gate=False)
+    model = LipSyncModel(25.0, engines_dir=trained, vad_gate=False, closure_boost=False)  # stage A alone
     pipeline = FramePipeline(load_portrait(DEFAULT_PORTRAIT), 25.0, motion_model=model)
     assert pipeline.lookahead_frames == 2 and pipeline.lookahead_ms == 80.0
     ref = batch_outputs(model.stream.session, utterance, trained)
