@@ -55,13 +55,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from avatar_rt.audio.features import HOP, SAMPLE_RATE, FeatureStats, LogMelStream
 from avatar_rt.audio.features import config as feature_config
 from avatar_rt.audio.phone_features import ENGINE_NAME as PHONE_ENGINE
 from avatar_rt.audio.phone_features import PhoneFeatures, PhoneFeatureStream
-from avatar_rt.engines import EngineError, engine_path, one_thread_session
+from avatar_rt.engines import EngineError, Runner, engine_path, open_model
 from avatar_rt.motion.behaviour import BehaviourModel
 from avatar_rt.motion.closure_boost import ClosureBoost
 from avatar_rt.motion.params import MotionParams
@@ -97,8 +96,9 @@ def lookahead_for(fps: float, right_context: int) -> int:
     raise ValueError(f"no lookahead works for fps={fps}, right context {right_context}")
 
 
-def load_session(path: Path) -> ort.InferenceSession:
-    return one_thread_session(path, "lip sync model")
+def load_session(path: Path) -> Runner:
+    """Stage A on the process's backend (avatar_rt.engines.select)."""
+    return open_model(path, "lip sync model")
 
 
 def phone_front_for(meta: dict[str, str], engines_dir: Path | None) -> PhoneFeatures:
@@ -117,11 +117,11 @@ class StageAStream:
     """The stateful ONNX model with its feature streams: audio in, per-hop outputs out (no video clock). A model
     with a `phones` input also gets avatar_rt.audio.phone_features rows (acoustic model from `engines_dir`)."""
 
-    def __init__(self, session: ort.InferenceSession, engines_dir: Path | None = None,
+    def __init__(self, session: Runner, engines_dir: Path | None = None,
                  closure_boost: ClosureBoost | None = None):
         self.session = session
         self.closure_boost = closure_boost  # avatar_rt.motion.closure_boost: fed the same audio
-        meta = session.get_modelmeta().custom_metadata_map
+        meta = session.metadata
         try:
             self.right_context = int(meta["right_context_hops"])
             stats = FeatureStats.from_json(meta["feature_stats"])
@@ -137,15 +137,15 @@ class StageAStream:
         if articulation != ARTICULATION:
             raise EngineError(f"lip sync model outputs {articulation}, the runtime expects {ARTICULATION}")
         self.features = LogMelStream(stats)
-        names = {i.name for i in session.get_inputs()}
+        names = {i.name for i in session.inputs}
         self.phones = PhoneFeatureStream(phone_front_for(meta, engines_dir)) if "phones" in names else None
-        self._state_names = [i.name for i in session.get_inputs() if i.name.startswith("state_")]
+        self._state_names = [i.name for i in session.inputs if i.name.startswith("state_")]
         self._state_shapes = {i.name: [d if isinstance(d, int) else 1 for d in i.shape]
-                              for i in session.get_inputs() if i.name.startswith("state_")}
+                              for i in session.inputs if i.name.startswith("state_")}
         self._out_names = ["articulation", "viseme_probs", "phoneme_probs"] + ["next_" + s for s in self._state_names]
         # Where each state's symbolic `batch` axis is (graphs since issue 17; the GRU's is 1), so streams of one
         # model can share a call (avatar_rt.motion.batching); None for graphs with a literal batch of 1.
-        shapes = {i.name: i.shape for i in session.get_inputs()}
+        shapes = {i.name: i.shape for i in session.inputs}
         self.batch_axes = ({n: shapes[n].index("batch") for n in self._state_names}
                            if "batch" in shapes["mel"] and all("batch" in shapes[n] for n in self._state_names)
                            else None)
@@ -195,7 +195,8 @@ class StageAStream:
     def call(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         """One call of the model on complete inputs (states included, any batch); outputs in `output_names`
         order."""
-        return self.session.run(self._out_names, inputs)
+        out = self.session.run(inputs, self._out_names)
+        return [out[n] for n in self._out_names]
 
     def commit(self, feed: dict[str, np.ndarray], res: list[np.ndarray]) -> int:
         """Take this stream's outputs of `feed` (batch 1, in `output_names` order): the new state and the hops'
@@ -228,7 +229,7 @@ class LipSyncModel:
 
     def __init__(self, fps: float = 25.0, *, model_path: str | Path | None = None,
                  engines_dir: Path | None = None, vad_gate: bool = True,
-                 session: ort.InferenceSession | None = None, behaviour: BehaviourModel | None = None,
+                 session: Runner | None = None, behaviour: BehaviourModel | None = None,
                  closure_boost: bool = True):
         if session is None:
             path = Path(model_path) if model_path is not None else engine_path(ENGINE_NAME, engines_dir)
