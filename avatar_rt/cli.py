@@ -1,4 +1,5 @@
-"""`avatar-rt`: serve the engine over WebRTC, render a WAV to an MP4 offline, or benchmark a server."""
+"""`avatar-rt`: serve the engine over WebRTC, render a WAV to an MP4 offline, benchmark a server, or build
+TensorRT engines."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 from avatar_rt.avatar.reference import DEFAULT_PORTRAIT
 from avatar_rt.bench.command import add_parser as add_bench_parser
+from avatar_rt.engines.command import add_backend_argument
+from avatar_rt.engines.command import add_parser as add_engines_parser
 from avatar_rt.motion.factory import BEHAVIOUR_KINDS
 from avatar_rt.server import flags as server_flags
 
@@ -51,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--db", type=Path, default=None,
                        help="SQLite file for uploaded avatars, their edits, edit history and presets "
                             "(default: $XDG_DATA_HOME/avatar_rt/avatar_rt.sqlite3)")
+    add_backend_argument(serve)
     server_flags.add_arguments(serve)
 
     render = sub.add_parser(
@@ -78,8 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--fps", type=_positive_fps, default=25.0, help="frame rate (default: 25)")
     render.add_argument("--size", type=_size, default=512, help="width and height in pixels (default: 512)")
     render.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
+    add_backend_argument(render)
     render.set_defaults(usage_error=render.error)
     add_bench_parser(sub)
+    add_engines_parser(sub)
     return parser
 
 
@@ -115,6 +121,7 @@ def _serve(args: argparse.Namespace) -> int:
     if not args.avatar.is_file():
         print(f"avatar-rt: no such portrait: {args.avatar}", file=sys.stderr)
         return 2
+    _open_models(args)
     limits, auth, generated = server_flags.from_args(args)
     config = ServerConfig(avatar=args.avatar, fps=args.fps, size=args.size, max_sessions=args.max_sessions,
                           db=args.db, motion=args.motion, behaviour=args.behaviour, limits=limits, auth=auth)
@@ -132,6 +139,23 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_models(args: argparse.Namespace) -> None:
+    """Choose the backend (logging why) and open the models this run will use on it: a backend that cannot run
+    here, or a missing or corrupt model, stops the start with a message naming it (AvatarRtError / EngineError)."""
+    from avatar_rt import engines
+    from avatar_rt.motion.factory import check_models
+
+    backend = engines.use(args.backend)
+    used = check_models(args.motion, args.behaviour)
+    if backend.name != "cpu":  # the renderer runs the warp graph there (avatar_rt/render/renderer.py)
+        from avatar_rt.render.warp_onnx import ENGINE_NAME as WARP
+
+        engines.open_model(engines.engine_path(WARP), "warp model")
+        used.append(WARP)
+    logging.getLogger(__name__).info("models on backend %s: %s", backend.name, ", ".join(used) or
+                                     "none (loudness jaw)")
+
+
 def _render(args: argparse.Namespace) -> int:
     for avatar in args.avatars:
         if not avatar.is_file():
@@ -145,7 +169,8 @@ def _render(args: argparse.Namespace) -> int:
     from avatar_rt.avatar.reference import load_portrait
     from avatar_rt.offline import decode_audio, render_to_mp4
 
-    audio = decode_audio(args.audio)  # before the slow portrait analysis: bad audio fails fast
+    audio = decode_audio(args.audio)  # before the models and the slow portrait analysis: bad audio fails fast
+    _open_models(args)
     portrait = load_portrait(args.avatar, size=args.size, mouth_rest=args.mouth_rest)
     bar = tqdm(unit="frame", desc="rendering", disable=args.no_progress)
 
@@ -192,10 +217,19 @@ def main(argv: list[str] | None = None) -> int:
         from avatar_rt.bench.command import run as run_bench
 
         return run_bench(args)
+    if args.command == "engines":
+        from avatar_rt.engines.command import run as run_engines
+
+        return run_engines(args)
+    from avatar_rt.engines import EngineError
+
     try:
         return _serve(args) if args.command == "serve" else _render(args)
     except AvatarRtError as exc:
         print(f"avatar-rt: {exc.message}", file=sys.stderr)
+        return 2
+    except EngineError as exc:  # a backend that cannot run here, a model that cannot be loaded
+        print(f"avatar-rt: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -9,7 +9,7 @@ the audio at n/fps exactly and the frame count is round(duration × fps).
 from __future__ import annotations
 
 import fractions
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from avatar_rt.audio.ingress import SAMPLE_RATE
 from avatar_rt.avatar.reference import Portrait
 from avatar_rt.errors import AvatarRtError
 from avatar_rt.motion.factory import make_motion_model
-from avatar_rt.pipeline import FramePipeline, frame_bounds
+from avatar_rt.pipeline import FramePipeline, OutputFrame, frame_bounds
 
 
 @dataclass(frozen=True)
@@ -86,18 +86,36 @@ def _decode_audio(path: str | Path) -> DecodedAudio:
     return DecodedAudio(np.concatenate(pcm16).astype(np.int16), np.concatenate(keep), out_rate)
 
 
-def render_to_mp4(portrait: Portrait, audio: DecodedAudio, out_path: str | Path, *, fps: float = 25.0,
-                  progress: Callable[[int, int], None] | None = None, motion: str = "auto",
-                  behaviour: str = "auto") -> int:
-    """Render `audio` spoken by `portrait` to an H.264/AAC MP4; returns the number of video frames."""
-    pcm16, original, rate = audio.pcm16k, audio.original, audio.rate
-    duration = len(pcm16) / SAMPLE_RATE
-    n_frames = max(1, int(round(duration * fps)))
+def frame_count(pcm16k: np.ndarray, fps: float) -> int:
+    """Video frames an offline render of this audio makes: round(duration × fps), at least one."""
+    return max(1, int(round(len(pcm16k) / SAMPLE_RATE * fps)))
+
+
+def render_frames(portrait: Portrait, pcm16k: np.ndarray, *, fps: float = 25.0, motion: str = "auto",
+                  behaviour: str = "auto") -> Iterator[OutputFrame]:
+    """The frames of `pcm16k` (int16 mono, 16 kHz) in order: frame n (`out.index`) shows the audio at n/fps.
+
+    The pipeline's lookahead is flushed with silence, so exactly `frame_count(pcm16k, fps)` frames come out.
+    """
+    n_frames = frame_count(pcm16k, fps)
     pipeline = FramePipeline(portrait, fps, motion_model=make_motion_model(motion, fps, behaviour))
     total_steps = n_frames + pipeline.lookahead_frames
     _, end = frame_bounds(total_steps - 1, fps)
     padded = np.zeros(end, dtype=np.int16)
-    padded[: min(len(pcm16), end)] = pcm16[:end]
+    padded[: min(len(pcm16k), end)] = pcm16k[:end]
+    for step in range(total_steps):
+        start, stop = frame_bounds(step, fps)
+        out = pipeline.step(padded[start:stop])
+        if out is not None:
+            yield out
+
+
+def render_to_mp4(portrait: Portrait, audio: DecodedAudio, out_path: str | Path, *, fps: float = 25.0,
+                  progress: Callable[[int, int], None] | None = None, motion: str = "auto",
+                  behaviour: str = "auto") -> int:
+    """Render `audio` spoken by `portrait` to an H.264/AAC MP4; returns the number of video frames."""
+    original, rate = audio.original, audio.rate
+    n_frames = frame_count(audio.pcm16k, fps)
 
     out_path = Path(out_path)
     try:
@@ -115,11 +133,7 @@ def render_to_mp4(portrait: Portrait, audio: DecodedAudio, out_path: str | Path,
         astream = container.add_stream("aac", rate=rate)
         astream.layout = "mono"
         written = 0
-        for step in range(total_steps):
-            start, stop = frame_bounds(step, fps)
-            out = pipeline.step(padded[start:stop])
-            if out is None:
-                continue
+        for out in render_frames(portrait, audio.pcm16k, fps=fps, motion=motion, behaviour=behaviour):
             frame = av.VideoFrame.from_ndarray(out.image, format="bgr24")
             frame.pts = out.index
             frame.time_base = 1 / fps_frac

@@ -882,6 +882,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="held-out real utterances per speaker rendered and re-detected (default 6, 0 skips)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    ap.add_argument("--no-closure-boost", action="store_true",
+                    help="stage A's own lip press only, without the acoustic model's p/b/m (avatar_rt.motion."
+                         "closure_boost): the before of that change")
     ap.add_argument("--emotion", metavar="NAME[:INTENSITY]",
                     help="measure with an emotion applied as an edit (e.g. happy:1), to compare with neutral")
     a = ap.parse_args(argv)
@@ -904,7 +907,7 @@ def main(argv: list[str] | None = None) -> int:
     session = load_session(model_path)  # one session, shared by every fresh LipSyncModel (state lives in the model)
 
     def make_lipsync():
-        model = LipSyncModel(a.fps, session=session, engines_dir=engines_dir)
+        model = LipSyncModel(a.fps, session=session, engines_dir=engines_dir, closure_boost=not a.no_closure_boost)
         if a.emotion:
             name, _, value = a.emotion.partition(":")
             return WithEmotion(model, name, float(value or 1.0))
@@ -964,7 +967,7 @@ def main(argv: list[str] | None = None) -> int:
     res = {
         "benchmark": "lipsync",
         "machine": machine(),
-        "config": {"engines": str(engines_dir), "model": f"{ENGINE_NAME} {entry.get('version', '?')} "
+        "config": {"engines": str(engines_dir), "closure_boost": not a.no_closure_boost, "model": f"{ENGINE_NAME} {entry.get('version', '?')} "
                                                          f"sha256 {entry.get('sha256', '?')[:12]}",
                    "data": data_desc, "utterances": len(utts),
                    "audio_s": float(sum(len(u.audio) for u in utts) / 16000),

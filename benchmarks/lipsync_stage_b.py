@@ -88,15 +88,16 @@ def run(model, audio: np.ndarray) -> tuple[np.ndarray, list[float]]:
     from avatar_rt.audio.vad import SpeechDetector
 
     times: list[float] = []
-    b = model.behaviour
-    inner = b._sample_next
+    sampler = model.behaviour.sampler  # one `sample` call per behaviour frame (all its flow steps)
+    inner = sampler.sample
 
-    def timed():
+    def timed(*args):
         t0 = time.perf_counter()
-        inner()
+        out = inner(*args)
         times.append(time.perf_counter() - t0)
+        return out
 
-    b._sample_next = timed
+    sampler.sample = timed
     model.reset()
     vad = SpeechDetector()
     L = model.lookahead_frames
@@ -107,7 +108,7 @@ def run(model, audio: np.ndarray) -> tuple[np.ndarray, list[float]]:
         p = model.step(chunk, vad.push(chunk))
         if m >= L:
             rows.append((p.head_yaw, p.head_pitch, p.head_roll, p.brow_raise_l, p.blink_l))
-    b._sample_next = inner
+    del sampler.sample  # the class's method again
     return np.array(rows[:len(audio) // SLICE]), times
 
 

@@ -1,6 +1,6 @@
 """Warp + composite per frame: the CPU backend (OpenCV remap) against the ONNX graph in ONNX Runtime.
 
-    python benchmarks/warp_backends.py [--frames 500] [--threads 1] [--size 512] [--providers ...] [--json out.json]
+    python benchmarks/warp_backends.py [--frames 500] [--threads 1] [--size 512] [--backend cpu] [--json out.json]
 
 Both backends composite the same poses of one portrait (the bundled one unless
 `--avatar`): every parameter except the blinks drifts smoothly within ±35 % of
@@ -87,8 +87,8 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=500, help="timed frames after warm-up (default 500)")
     parser.add_argument("--warmup", type=int, default=30, help="untimed frames first (default 30)")
     parser.add_argument("--threads", type=int, default=1, help="OpenCV / ONNX Runtime / BLAS threads (default 1)")
-    parser.add_argument("--providers", nargs="+", default=["CPUExecutionProvider"],
-                        help="ONNX Runtime execution providers (default: CPUExecutionProvider)")
+    parser.add_argument("--backend", default="cpu", choices=("auto", "cpu", "cuda", "ort-tensorrt", "tensorrt"),
+                        help="where the ONNX warp runs (avatar_rt.engines; default: cpu)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -99,6 +99,7 @@ def main() -> int:
     cv2.setNumThreads(args.threads)
     from avatar_rt.avatar.reference import DEFAULT_PORTRAIT, load_portrait
     from avatar_rt.render.renderer import PortraitRenderer
+    from avatar_rt.engines import choose
     from avatar_rt.render.warp_onnx import OnnxWarpBackend
     from avatar_rt.rig.landmark_rig import LandmarkRig
 
@@ -108,7 +109,7 @@ def main() -> int:
     renderer = PortraitRenderer(portrait)
     cpu = renderer.backend
     onnx = OnnxWarpBackend(renderer.warp, renderer.source, renderer.alpha, renderer.background,
-                           providers=args.providers, intra_op_num_threads=args.threads)
+                           backend=choose(args.backend)[0], intra_op_num_threads=args.threads)
     poses = [rig.pose(p) for p in trajectory(args.warmup + args.frames, 25.0, args.seed)]
 
     cpu_ms, cpu_frames = time_backend(cpu, poses, args.warmup)

@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 
 from avatar_rt import engines
 from avatar_rt.audio.features import HOP, log_mel
 from avatar_rt.audio.phone_features import phone_features
+from avatar_rt.engines import Runner
 from avatar_rt.motion.lipsync import (ENGINE_NAME, LipSyncModel, StageAStream, frame_end_sample, hop_for_frame,
                                       load_session, lookahead_for)
 from avatar_rt.motion.params import MotionParams
@@ -70,17 +70,18 @@ def utterance(trained) -> np.ndarray:
         return np.concatenate([z["audio"], np.zeros(4800, np.int16)])
 
 
-def batch_outputs(session: ort.InferenceSession, audio: np.ndarray, engines_dir: Path) -> dict[str, np.ndarray]:
+def batch_outputs(session: Runner, audio: np.ndarray, engines_dir: Path) -> dict[str, np.ndarray]:
     """Whole-utterance inference: offline features, one ONNX call from the zero state; row h is hop h."""
     stream = StageAStream(session, engines_dir)
     mel = log_mel(audio, stream.features.normalizer.stats)
     feed = {"mel": mel[None]}
     if stream.phones is not None:
         feed["phones"] = phone_features(stream.phones.front, audio)[None]
-    for i in session.get_inputs():
+    for i in session.inputs:
         if i.name.startswith("state_"):
             feed[i.name] = np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
-    art, vis, phon = session.run(["articulation", "viseme_probs", "phoneme_probs"], feed)[:3]
+    out = session.run(feed, ["articulation", "viseme_probs", "phoneme_probs"])
+    art, vis, phon = out["articulation"], out["viseme_probs"], out["phoneme_probs"]
     r = stream.right_context
     return {"articulation": art[0, r:], "viseme_probs": vis[0, r:], "phoneme_probs": phon[0, r:]}
 
@@ -112,7 +113,7 @@ def test_tiny_training_exports_a_checked_engine(trained):
     assert names_out[:3] == ["articulation", "viseme_probs", "phoneme_probs"]
     assert sorted(names_out[3:]) == sorted("next_" + n for n in names_in[2:])
     session = load_session(path)
-    assert session.get_modelmeta().custom_metadata_map["right_context_hops"] == meta["right_context_hops"]
+    assert session.metadata["right_context_hops"] == meta["right_context_hops"]
 
 
 def test_streaming_equals_batch_inference(trained, utterance):
@@ -142,7 +143,7 @@ def test_streaming_equals_batch_inference(trained, utterance):
 def test_frames_come_out_aligned_as_the_pipeline_expects(trained, utterance, fps):
     """Drive the model exactly as FramePipeline and offline.render_to_mp4 do (slice m = frame_bounds(m), frame
     m − L comes out): frame n must be the batch output for the hop holding its centre time, every time."""
-    model = LipSyncModel(fps, engines_dir=trained, vad_gate=False)
+    model = LipSyncModel(fps, engines_dir=trained, vad_gate=False, closure_boost=False)  # stage A's own outputs
     R, L = model.right_context, model.lookahead_frames
     assert L == lookahead_for(fps, R) == {25.0: 2, 30.0: 3}[fps]
     ref = batch_outputs(model.stream.session, utterance, trained)
@@ -225,7 +226,7 @@ def test_in_the_frame_pipeline_lips_and_voice_leave_together(trained, utterance)
     from avatar_rt.avatar.reference import DEFAULT_PORTRAIT, load_portrait
     from avatar_rt.pipeline import FramePipeline, frame_bounds
 
-    model = LipSyncModel(25.0, engines_dir=trained, vad_gate=False)
+    model = LipSyncModel(25.0, engines_dir=trained, vad_gate=False, closure_boost=False)  # stage A alone
     pipeline = FramePipeline(load_portrait(DEFAULT_PORTRAIT), 25.0, motion_model=model)
     assert pipeline.lookahead_frames == 2 and pipeline.lookahead_ms == 80.0
     ref = batch_outputs(model.stream.session, utterance, trained)

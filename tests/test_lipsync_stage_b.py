@@ -140,12 +140,12 @@ def test_stage_a_with_phones_streams_in_uneven_chunks_like_one_call(tiny_run):
 
     out = tiny_run / "engines"
     session = load_stage_a(out / "lipsync_stage_a.onnx")
-    assert [i.name for i in session.get_inputs()][:2] == ["mel", "phones"]
+    assert [i.name for i in session.inputs][:2] == ["mel", "phones"]
     val = sorted((tiny_run / "work" / "data" / "val").glob("*.npz"))[0]
     audio = np.load(val)["audio"]
     stream = StageAStream(session, out)
-    whole = stage_a.run_onnx_chunked(session, stage_a.utterance_inputs(audio, stream.features.normalizer.stats,
-                                                                       stream.phones.front))
+    inputs = stage_a.utterance_inputs(audio, stream.features.normalizer.stats, stream.phones.front)
+    whole = stage_a.run_onnx_chunked(session.session, inputs)  # the exporter's helper takes ORT's own session
     padded = np.concatenate([audio, np.zeros(stage_a.RIGHT_CONTEXT * 160, np.int16)])
     rng, i, got = np.random.default_rng(1), 0, []
     while i < len(padded):

@@ -100,9 +100,9 @@ def test_manifest_describes_the_shipped_graph(avatar):
     entry = engines.load_manifest()["engines"][ENGINE_NAME]
     assert entry["opset"] == 17
     assert engines.engine_path(ENGINE_NAME).stat().st_size == entry["bytes"] < 64 * 1024  # a graph, no weights
-    session_inputs = {i.name: i for i in onnx_backend.session.get_inputs()}
+    session_inputs = {i.name: i for i in onnx_backend.session.inputs}
     assert [i["name"] for i in entry["inputs"]] == list(session_inputs)
-    assert [o["name"] for o in entry["outputs"]] == [o.name for o in onnx_backend.session.get_outputs()]
+    assert [o["name"] for o in entry["outputs"]] == [o.name for o in onnx_backend.session.outputs]
     for spec in entry["inputs"]:
         assert len(spec["shape"]) == len(session_inputs[spec["name"]].shape)  # static ranks
 

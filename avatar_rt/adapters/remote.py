@@ -19,7 +19,7 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from avatar_rt.client import AgentConnection, AvatarApiError, AvatarClient, SessionInfo
-from avatar_rt.rtc_frames import received_frames
+from avatar_rt.rtc_frames import add_viewer_transceivers, received_frames
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,7 @@ class RemoteAvatar:
         self.session = await self.client.create_session(self.avatar_id)
         self.agent = await self.client.connect_agent(self.session.session_id, sample_rate=self.sample_rate)
         pc = self._pc = RTCPeerConnection()
-        pc.addTransceiver("video", direction="recvonly")
-        pc.addTransceiver("audio", direction="recvonly")
+        add_viewer_transceivers(pc)  # the voice leaves aiortc's buffers with its lips (rtc_frames)
         pc.on("track", lambda track: self._tasks.append(asyncio.ensure_future(
             self._read_video(track, on_video) if track.kind == "video" else self._read_audio(track, on_audio))))
         await pc.setLocalDescription(await pc.createOffer())

@@ -7,6 +7,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+from avatar_rt.engines.select import BACKEND_CHOICES
+
 
 def _levels(text: str) -> list[int]:
     try:
@@ -45,6 +47,9 @@ def add_parser(sub) -> None:
                             "process figures)")
     bench.add_argument("--serve-arg", action="append", default=[], metavar="ARG",
                        help="extra argument for the locally started server (repeatable), e.g. --serve-arg=--size=256")
+    bench.add_argument("--backend", choices=BACKEND_CHOICES, default=None,
+                       help="the backend of the server bench starts (as `avatar-rt serve --backend`; checked here "
+                            "before it starts: one that cannot run is an error). Not with --url: that server chose")
     bench.add_argument("-o", "--output", type=Path, default=Path("bench"),
                        help="output prefix: writes PREFIX.json, PREFIX_latency.png and, for a sweep, "
                             "PREFIX_sweep.png (default: ./bench)")
@@ -84,6 +89,20 @@ def run(args: argparse.Namespace) -> int:
     if args.sessions < 1 or args.seconds < 3 or not 0 <= args.net_jitter <= 1000:
         print("avatar-rt bench: --sessions must be ≥ 1, --seconds ≥ 3 and --net-jitter 0-1000 ms", file=sys.stderr)
         return 2
+    serve_args = list(args.serve_arg)
+    if args.backend is not None:
+        from avatar_rt.engines import EngineError, choose
+
+        if args.url:
+            print("avatar-rt bench: --backend chooses the backend of the server bench starts; the server at --url "
+                  "runs on the backend it was started with", file=sys.stderr)
+            return 2
+        try:
+            choose(args.backend)  # fail here, in one line, rather than in the server's startup log
+        except EngineError as exc:
+            print(f"avatar-rt bench: {exc}", file=sys.stderr)
+            return 2
+        serve_args += ["--backend", args.backend]
     from avatar_rt.errors import AvatarRtError
 
     try:
@@ -112,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             # A terminated bench still stops the server it started (the finally below).
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
             print("avatar-rt bench: starting a local server …", file=sys.stderr, flush=True)
-            local = LocalServer(max(levels), args.serve_arg)
+            local = LocalServer(max(levels), serve_args)
             url = local.url
         pid = args.server_pid or (local.pid if local else None)
         results = asyncio.run(_run(args, url, pid, stimulus))

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avatar_rt import engines
 from avatar_rt.edits.schema import DEFAULT_TRANSITION_MS, EditError, EditRequest, EditState, parse_edit, parse_fields
 from avatar_rt.errors import AvatarRtError
 
@@ -522,18 +523,20 @@ class TextEditor:
         self.library = tuple(library)
         model_path, tokenizer_path, meta = self._check_files()
         try:
-            import onnxruntime as ort
             from tokenizers import Tokenizer
-        except ImportError as exc:  # pragma: no cover - both are runtime dependencies
-            raise TextModelMissing(f"free-text edits need onnxruntime and tokenizers: {exc}") from exc
+        except ImportError as exc:  # pragma: no cover - a runtime dependency (onnxruntime: the backend says)
+            raise TextModelMissing(f"free-text edits need tokenizers: {exc}") from exc
         self.meta = meta
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
         self.tokenizer.no_padding()
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
+        # Always the CPU: one short sentence per edit request is milliseconds there, its token count varies (no
+        # engine profile to build), and it should not take GPU memory from the per-frame models.
+        try:
+            self.session = engines.open_model(model_path, "text model", threads=threads, backend=engines.CPU)
+        except engines.EngineError as exc:
+            raise TextModelMissing(f"{exc}; rebuild it with `{BUILD_COMMAND}`") from exc
+        self._embedding = self.session.outputs[0].name
         self._phrases = [(i, p) for i, intent in enumerate(self.library) for p in intent.examples]
         self._owner = np.array([i for i, _ in self._phrases], dtype=np.int64)
         self._matrix = self._library_matrix()  # (n_phrases, dim), rows L2-normalised
@@ -565,7 +568,8 @@ class TextEditor:
         out = np.empty((len(texts), int(self.meta.get("dim", 384))), dtype=np.float32)
         for row, text in enumerate(texts):
             ids = np.array([self.tokenizer.encode(text).ids], dtype=np.int64)
-            out[row] = self.session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+            out[row] = self.session.run({"input_ids": ids, "attention_mask": np.ones_like(ids)},
+                                        [self._embedding])[self._embedding][0]
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
     def _library_matrix(self) -> np.ndarray:

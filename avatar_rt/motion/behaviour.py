@@ -21,9 +21,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
-from avatar_rt.engines import EngineError, one_thread_session
+from avatar_rt.engines import EngineError, Runner, open_model
 from avatar_rt.motion.sampler import FlowSampler
 
 STUDENT = "lipsync_stage_b"
@@ -31,15 +30,16 @@ TEACHER = "lipsync_stage_b_teacher"
 OUTPUTS = ("head_yaw", "head_pitch", "head_roll", "brow_raise", "blink")
 
 
-def load_session(path: Path) -> ort.InferenceSession:
-    return one_thread_session(path, "behaviour model")
+def load_session(path: Path) -> Runner:
+    """Stage B on the process's backend (avatar_rt.engines.select)."""
+    return open_model(path, "behaviour model")
 
 
 class BehaviourModel:
     """Samples behaviour frames from stage A's per-frame rows; `value_at` reads the trajectory."""
 
-    def __init__(self, session: ort.InferenceSession, *, steps: int | None = None, seed: int = 0):
-        meta = session.get_modelmeta().custom_metadata_map
+    def __init__(self, session: Runner, *, steps: int | None = None, seed: int = 0):
+        meta = session.metadata
         try:
             self.names = tuple(meta["behaviour"].split(","))
             self.history = int(meta["history"])
@@ -101,7 +101,7 @@ class BehaviourModel:
         self._job_open = False
 
     def _velocity(self, x: np.ndarray, t: np.ndarray, context: np.ndarray) -> np.ndarray:
-        return self.session.run(["velocity"], {"x": x, "t": t, "context": context})[0]
+        return self.session.run({"x": x, "t": t, "context": context}, ["velocity"])["velocity"]
 
     def rows_needed(self) -> int:
         """Stage A rows needed before the next frame can be sampled."""

@@ -103,3 +103,34 @@ def make_motion_model(kind: str, fps: float, behaviour: str = "auto", *, seed: i
         return LipSyncModel(fps, session=_lipsync_session(), behaviour=make_behaviour(behaviour, seed=seed))
     except EngineError as exc:
         raise AvatarRtError(f"the lip-sync model cannot be used: {exc}", code="engine_missing", status=503) from exc
+
+
+def check_models(motion: str, behaviour: str) -> list[str]:
+    """Open, at startup and on the chosen backend, every model `motion` / `behaviour` will use; returns their names.
+
+    A model the manifest lists must load, even under `auto`: a missing or corrupt file the manifest promises is
+    an error naming it (AvatarRtError, code engine_missing), not a silent fallback. Under `auto` a model the
+    manifest does not list is simply not used (the loudness jaw, the idle behaviour), as per session.
+    """
+    from avatar_rt.motion.behaviour import STUDENT, TEACHER
+    from avatar_rt.motion.lipsync import ENGINE_NAME
+
+    def listed(name: str) -> bool:
+        try:
+            engine_entry(name)
+            return True
+        except EngineError:
+            return False
+
+    if motion == "loudness" or (motion == "auto" and not listed(ENGINE_NAME)):
+        return []
+    used = [ENGINE_NAME]
+    try:
+        _lipsync_session()
+        if behaviour in ("model", "teacher") or (behaviour == "auto" and listed(STUDENT)):
+            name = TEACHER if behaviour == "teacher" else STUDENT
+            used.append(name)
+            _behaviour_session(name)
+    except EngineError as exc:
+        raise AvatarRtError(f"model {used[-1]} cannot be used: {exc}", code="engine_missing", status=503) from exc
+    return used

@@ -56,14 +56,14 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from avatar_rt.audio.features import HOP, SAMPLE_RATE, FeatureStats, LogMelStream
 from avatar_rt.audio.features import config as feature_config
 from avatar_rt.audio.phone_features import ENGINE_NAME as PHONE_ENGINE
 from avatar_rt.audio.phone_features import PhoneFeatures, PhoneFeatureStream
-from avatar_rt.engines import EngineError, engine_path, one_thread_session
+from avatar_rt.engines import EngineError, Runner, engine_path, open_model
 from avatar_rt.motion.behaviour import BehaviourModel
+from avatar_rt.motion.closure_boost import ClosureBoost
 from avatar_rt.motion.params import MotionParams
 
 ENGINE_NAME = "lipsync_stage_a"
@@ -99,8 +99,9 @@ def lookahead_for(fps: float, right_context: int) -> int:
     raise ValueError(f"no lookahead works for fps={fps}, right context {right_context}")
 
 
-def load_session(path: Path) -> ort.InferenceSession:
-    return one_thread_session(path, "lip sync model")
+def load_session(path: Path) -> Runner:
+    """Stage A on the process's backend (avatar_rt.engines.select)."""
+    return open_model(path, "lip sync model")
 
 
 def phone_front_for(meta: dict[str, str], engines_dir: Path | None) -> PhoneFeatures:
@@ -119,9 +120,11 @@ class StageAStream:
     """The stateful ONNX model with its feature streams: audio in, per-hop outputs out (no video clock). A model
     with a `phones` input also gets avatar_rt.audio.phone_features rows (acoustic model from `engines_dir`)."""
 
-    def __init__(self, session: ort.InferenceSession, engines_dir: Path | None = None):
+    def __init__(self, session: Runner, engines_dir: Path | None = None,
+                 closure_boost: ClosureBoost | None = None):
         self.session = session
-        meta = session.get_modelmeta().custom_metadata_map
+        self.closure_boost = closure_boost  # avatar_rt.motion.closure_boost: fed the same audio
+        meta = session.metadata
         try:
             self.right_context = int(meta["right_context_hops"])
             stats = FeatureStats.from_json(meta["feature_stats"])
@@ -137,15 +140,15 @@ class StageAStream:
         if articulation != ARTICULATION:
             raise EngineError(f"lip sync model outputs {articulation}, the runtime expects {ARTICULATION}")
         self.features = LogMelStream(stats)
-        names = {i.name for i in session.get_inputs()}
+        names = {i.name for i in session.inputs}
         self.phones = PhoneFeatureStream(phone_front_for(meta, engines_dir)) if "phones" in names else None
-        self._state_names = [i.name for i in session.get_inputs() if i.name.startswith("state_")]
+        self._state_names = [i.name for i in session.inputs if i.name.startswith("state_")]
         self._state_shapes = {i.name: [d if isinstance(d, int) else 1 for d in i.shape]
-                              for i in session.get_inputs() if i.name.startswith("state_")}
+                              for i in session.inputs if i.name.startswith("state_")}
         self._out_names = ["articulation", "viseme_probs", "phoneme_probs"] + ["next_" + s for s in self._state_names]
         # Where each state's symbolic `batch` axis is (graphs since issue 17; the GRU's is 1), so streams of one
         # model can share a call (avatar_rt.motion.batching); None for graphs with a literal batch of 1.
-        shapes = {i.name: i.shape for i in session.get_inputs()}
+        shapes = {i.name: i.shape for i in session.inputs}
         self.batch_axes = ({n: shapes[n].index("batch") for n in self._state_names}
                            if "batch" in shapes["mel"] and all("batch" in shapes[n] for n in self._state_names)
                            else None)
@@ -159,6 +162,8 @@ class StageAStream:
         self.features.reset()
         if self.phones is not None:
             self.phones.reset()
+        if self.closure_boost is not None:
+            self.closure_boost.reset()
         self._state = {n: np.zeros(s, np.float32) for n, s in self._state_shapes.items()}
         self.hops_done = 0  # outputs exist for hops < hops_done
 
@@ -171,6 +176,8 @@ class StageAStream:
         """Feed samples to the feature streams; the model's inputs (batch 1, no state) for the new feature frames,
         None when the samples completed none."""
         mel = self.features.push(audio)
+        if self.closure_boost is not None:
+            self.closure_boost.push(audio)
         feed = {"mel": mel[None]}
         if self.phones is not None:  # one row per mel frame, also when there are none (it keeps the audio)
             feed["phones"] = self.phones.push(audio)[None]
@@ -191,7 +198,8 @@ class StageAStream:
     def call(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         """One call of the model on complete inputs (states included, any batch); outputs in `output_names`
         order."""
-        return self.session.run(self._out_names, inputs)
+        out = self.session.run(inputs, self._out_names)
+        return [out[n] for n in self._out_names]
 
     def commit(self, feed: dict[str, np.ndarray], res: list[np.ndarray]) -> int:
         """Take this stream's outputs of `feed` (batch 1, in `output_names` order): the new state and the hops'
@@ -224,14 +232,17 @@ class LipSyncModel:
 
     def __init__(self, fps: float = 25.0, *, model_path: str | Path | None = None,
                  engines_dir: Path | None = None, vad_gate: bool = True,
-                 session: ort.InferenceSession | None = None, behaviour: BehaviourModel | None = None):
+                 session: Runner | None = None, behaviour: BehaviourModel | None = None,
+                 closure_boost: bool = True):
         if session is None:
             path = Path(model_path) if model_path is not None else engine_path(ENGINE_NAME, engines_dir)
             session = load_session(path)
         self.fps = float(fps)
         if engines_dir is None and model_path is not None:
             engines_dir = Path(model_path).parent  # its acoustic model (phones input) lies beside it
-        self.stream = StageAStream(session, engines_dir)
+        # `closure_boost`: show a p/b/m closure also when PocketSphinx's acoustic model hears one
+        # (avatar_rt.motion.closure_boost; off where the engines directory has no phone_am).
+        self.stream = StageAStream(session, engines_dir, ClosureBoost.load(engines_dir) if closure_boost else None)
         self.right_context = self.stream.right_context
         self.visemes = self.stream.visemes
         self.lookahead_frames = lookahead_for(self.fps, self.right_context)
@@ -328,6 +339,8 @@ class LipSyncModel:
         # when either is sure closed 2–7 % more of the held-out voices' p/b/m for +0.1–0.3 % presses away from
         # any p/b/m (benchmarks/lipsync_voices.py, 2026-11-29; docs/lipsync.md).
         press = max(a[5], float(self.viseme_posteriors[self._pp]))
+        if self.stream.closure_boost is not None:  # a third, trained on other speakers (closure_boost.py)
+            press = max(press, self.stream.closure_boost.press(hop) * (self._gate if self.vad_gate else 1.0))
         params = MotionParams(jaw_open=a[0], lip_spread=a[1], lip_round=a[2], upper_lip_raise=a[3],
                               lower_lip_drop=a[4], lip_press=press, teeth_show=a[6])
         return params, hop

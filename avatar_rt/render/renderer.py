@@ -36,10 +36,21 @@ class PortraitRenderer:
         self.background = layers.background_plate(self.reference, self.alpha, grow_px=max(2, int(0.12 * iod)))
         self.iris = IrisLayer(self.reference, self.rest)
         self.source = self.iris.plate
-        self.backend: WarpBackend = CpuWarpBackend(self.warp, self.source, self.alpha, self.background)
+        self.backend: WarpBackend = self._warp_backend()
         self.mouth = MouthInterior(self.reference, self.rest, iod, portrait.photo, portrait.photo_landmarks,
                                    drawn_teeth)
         self.eyelids = EyelidBlink(iod, self.size)
+
+    def _warp_backend(self) -> WarpBackend:
+        """OpenCV's remap on the CPU backend (faster there than the same warp in ONNX Runtime:
+        benchmarks/warp_backends.py); the ONNX warp graph on a GPU backend (`--backend`)."""
+        from avatar_rt import engines
+
+        if engines.current().name == "cpu":
+            return CpuWarpBackend(self.warp, self.source, self.alpha, self.background)
+        from avatar_rt.render.warp_onnx import OnnxWarpBackend
+
+        return OnnxWarpBackend(self.warp, self.source, self.alpha, self.background)
 
     def _at_rest(self, pose: RigPose) -> bool:
         return (pose.blink_l <= 0.0 and pose.blink_r <= 0.0

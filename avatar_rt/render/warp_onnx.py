@@ -3,29 +3,20 @@
 The graph (engines/portrait_warp.onnx, built by `python -m export.warp_graph`,
 math documented there) holds no avatar: `avatar_inputs` lays out the per-avatar
 tensors once, from the same `DenseWarp` / `LocalField` the CPU backend uses, and
-per frame only the landmarks and the head affine go in. ONNX Runtime runs it on
-the CPU here; where a TensorRT or CUDA execution provider is installed it is
-preferred, and TensorRT can build an engine from the same file.
+per frame only the landmarks and the head affine go in. It runs on any backend
+(avatar_rt.engines: ONNX Runtime CPU/CUDA/TensorRT providers, native TensorRT
+engines built from the same file by `avatar-rt engines build`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
-import onnxruntime as ort
 
 from avatar_rt import engines
+from avatar_rt.engines import Backend
 from avatar_rt.render.warp import DenseWarp
 
 ENGINE_NAME = "portrait_warp"
-PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-
-
-def default_providers() -> list[str]:
-    """TensorRT, then CUDA, then the CPU: those of them this onnxruntime build has."""
-    available = set(ort.get_available_providers())
-    return [p for p in PREFERRED_PROVIDERS if p in available] or ["CPUExecutionProvider"]
 
 
 def _nchw(image: np.ndarray) -> np.ndarray:
@@ -81,10 +72,11 @@ def avatar_inputs(warp: DenseWarp, source: np.ndarray, alpha: np.ndarray,
 
 
 class OnnxWarpBackend:
-    """`WarpBackend` on ONNX Runtime: `composite(warp_points, head_affine)` → uint8 (rows, size, 3)."""
+    """`WarpBackend` on an engines backend: `composite(warp_points, head_affine)` → uint8 (rows, size, 3).
+    `backend`: default the process's choice (`avatar_rt.engines.use`)."""
 
     def __init__(self, warp: DenseWarp, source: np.ndarray, alpha: np.ndarray, background: np.ndarray,
-                 rows: int | None = None, providers: Sequence[str] | None = None,
+                 rows: int | None = None, backend: Backend | None = None,
                  intra_op_num_threads: int = 1, model_path=None):
         if rows is not None and rows != warp.rows:
             raise ValueError(f"the warp's maps cover {warp.rows} rows, not {rows}")
@@ -93,27 +85,22 @@ class OnnxWarpBackend:
         self.num_points = warp.rest.shape[0]
         self._avatar = avatar_inputs(warp, source, alpha, background)
         path = model_path or engines.engine_path(ENGINE_NAME)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_num_threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), sess_options=options,
-                                            providers=list(providers) if providers else default_providers())
-        meta = self.session.get_modelmeta().custom_metadata_map
+        self.session = engines.open_model(path, "warp model", threads=intra_op_num_threads, backend=backend)
+        meta = self.session.metadata
         steps = getattr(warp, "inverse_steps", 1)
         if int(meta.get("inverse_steps", -1)) != steps:
             raise engines.EngineError(
                 f"{path} inverts the local field in {meta.get('inverse_steps', '?')} fixed-point steps, the warp in "
                 f"{steps}: rebuild it with `python -m export.warp_graph --inverse-steps {steps}`")
-        expected = {i.name for i in self.session.get_inputs()}
+        expected = engines.input_names(self.session)
         missing = expected - set(self._avatar) - {"warp_points", "head_affine"}
         if missing:
             raise engines.EngineError(f"{path} wants inputs this runtime does not provide: {sorted(missing)}")
 
     @property
     def providers(self) -> list[str]:
-        return self.session.get_providers()
+        """ONNX Runtime's providers for this model, or the native backend's name."""
+        return list(getattr(self.session, "providers", [self.session.backend]))
 
     def composite(self, warp_points: np.ndarray, head_affine: np.ndarray) -> np.ndarray:
         points = np.ascontiguousarray(warp_points, dtype=np.float32)
@@ -122,4 +109,4 @@ class OnnxWarpBackend:
             raise ValueError(f"expected warp_points ({self.num_points}, 2) and head_affine (2, 3), "
                              f"got {points.shape} and {affine.shape}")
         feeds = dict(self._avatar, warp_points=points, head_affine=affine)
-        return self.session.run(["frame"], feeds)[0]
+        return self.session.run(feeds, ["frame"])["frame"]

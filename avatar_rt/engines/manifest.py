@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
-ENGINES_DIR = Path(__file__).resolve().parents[1] / "engines"
+ENGINES_DIR_ENV = "AVATAR_RT_ENGINES_DIR"  # models and manifest elsewhere (a deployment's model volume)
+ENGINES_DIR = Path(os.environ.get(ENGINES_DIR_ENV) or Path(__file__).resolve().parents[2] / "engines")
 MANIFEST_NAME = "manifest.json"
 
 
@@ -64,19 +66,3 @@ def engine_path(name: str, engines_dir: Path | None = None) -> Path:
         raise EngineError(f"engine {name!r}: {path} has sha256 {actual}, the manifest says {entry['sha256']}: "
                           "the file is corrupt or stale (rebuild it and its manifest entry with its exporter)")
     return path
-
-
-def one_thread_session(path: Path, what: str):
-    """An ONNX Runtime CPU session on one thread (the small streaming models run once per frame beside the
-    renderer: more threads only contend); a file ORT cannot load is an EngineError naming `what`."""
-    import onnxruntime as ort  # noqa: PLC0415  (not every user of the manifest needs ORT)
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    try:
-        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise EngineError(f"cannot load the {what} {path}: {exc}") from exc

@@ -1,0 +1,80 @@
+"""A second ear for p, b and m: PocketSphinx's acoustic model (engines/phone_am.npz) beside stage A.
+
+Stage A presses the lips on 93–100 % of p/b/m in the voices it was trained on but hedges on voices it never heard
+(72 % for a held-out male reader, 48 % for a held-out female narrator, 72 % for flite's awb). PocketSphinx's
+en-US acoustic model was trained on hundreds of speakers; the sum of its P, B and M posteriors
+(avatar_rt.audio.phone_posteriors) rises on bilabials in voices neither model heard. The lip press shown is the
+larger of stage A's and this score mapped through a ramp, so a closure is shown when either ear is sure.
+
+    boost = ClosureBoost.load(engines_dir)      # None when the engines directory has no phone_am
+    boost.push(pcm)                             # the same 16 kHz audio stage A gets, in any chunks
+    press = boost.press(hop)                    # 0…1 for a hop whose posterior row exists, else 0
+
+The ramp (LOW → 0, HIGH → 1: the shown press passes 0.5 at their midpoint 0.45) was chosen on TRAINED voices only
+(Allison, Festival kal, espeak en-us; 20 utterances each), for at most ~2 % presses on speech frames far (> 80 ms)
+from any p/b/m: a threshold sweep (2026-11-30) gave, for the score alone or'd with stage A, Festival kal 2.4 % of
+such frames pressed at 0.40 and every trained voice ≤ 1.6 % at 0.50; 0.45 lies between (docs/lipsync.md).
+Row k of the posterior stream is hop k (its 25.6 ms window starts with the hop) and is final 3 frames later
+(deltas), well inside stage A's 80 ms lookahead: the boost adds no latency.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from avatar_rt.audio.phone_features import ENGINE_NAME as PHONE_ENGINE
+from avatar_rt.audio.phone_posteriors import AcousticModel, PhonePosteriorStream
+from avatar_rt.engines import ENGINES_DIR, MANIFEST_NAME, EngineError, engine_path, load_manifest
+
+LOW, HIGH = 0.30, 0.60  # P(P)+P(B)+P(M) mapped linearly to a press of 0 … 1 (see the module docstring)
+BILABIAL_PHONES = ("P", "B", "M")
+_RING = 512  # hops kept (5 s), as stage A's ring
+
+
+class ClosureBoost:
+    def __init__(self, model: AcousticModel, low: float = LOW, high: float = HIGH):
+        if not 0.0 <= low < high:
+            raise ValueError(f"closure boost ramp needs 0 <= low < high, got {low}, {high}")
+        self.low, self.high = low, high
+        self._stream = PhonePosteriorStream(model)
+        self._columns = [model.phones.index(p) for p in BILABIAL_PHONES]
+        self._score = np.zeros(_RING, np.float32)
+        self.reset()
+
+    @classmethod
+    def load(cls, engines_dir: Path | None = None) -> ClosureBoost | None:
+        """From the engines directory's manifest; None when it lists no phone_am (an engines directory built
+        before the acoustic model shipped, or a bare model file without a manifest); a listed but missing or corrupt
+        file is an EngineError."""
+        if not ((engines_dir or ENGINES_DIR) / MANIFEST_NAME).is_file():
+            return None
+        if PHONE_ENGINE not in load_manifest(engines_dir)["engines"]:
+            return None
+        path = engine_path(PHONE_ENGINE, engines_dir)
+        try:
+            return cls(AcousticModel.load(path))
+        except (OSError, KeyError, ValueError) as err:
+            raise EngineError(f"cannot read the acoustic model {path}: {err}") from err
+
+    def reset(self) -> None:
+        self._stream.reset()
+        self.rows = 0  # posterior rows (= hops) scored so far
+
+    def push(self, audio: np.ndarray) -> None:
+        rows = self._stream.push(np.asarray(audio))
+        if len(rows):
+            score = rows[:, self._columns].sum(axis=1)
+            self._score[(self.rows + np.arange(len(rows))) % _RING] = score
+            self.rows += len(rows)
+
+    def score(self, hop: int) -> float | None:
+        """P(P)+P(B)+P(M) of `hop`, None when its row is not final yet or has left the ring."""
+        if hop < 0 or hop >= self.rows or hop < self.rows - _RING:
+            return None
+        return float(self._score[hop % _RING])
+
+    def press(self, hop: int) -> float:
+        s = self.score(hop)
+        return 0.0 if s is None else float(np.clip((s - self.low) / (self.high - self.low), 0.0, 1.0))
