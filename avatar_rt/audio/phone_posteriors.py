@@ -144,17 +144,24 @@ class PhonePosteriorStream:
         self.started = False
 
     def push(self, pcm: np.ndarray) -> np.ndarray:
+        feat = self.push_features(pcm)
+        if len(feat) == 0:
+            return np.zeros((0, len(self.model.phones)), np.float32)
+        return posteriors_from_loglik(self.model, senone_loglik(self.model, feat), self.scale)
+
+    def push_features(self, pcm: np.ndarray) -> np.ndarray:
+        """The (n, 39) feature rows that became final (what `push` scores); for callers that score only some rows
+        (`posteriors(model, rows)`)."""
         new = self.cmn(self.cep.push(pcm))
-        n_phones = len(self.model.phones)
         if len(new) == 0:
-            return np.zeros((0, n_phones), np.float32)
+            return np.zeros((0, 3 * N_CEP), np.float32)
         if not self.started:  # the stream's first frame is repeated 3 times before it, as offline
             self.hist = np.repeat(new[:1], 3, axis=0)
             self.started = True
         self.hist = np.concatenate([self.hist, new])
         n = len(self.hist) - 6  # rows with 3 frames either side
         if n <= 0:
-            return np.zeros((0, n_phones), np.float32)
+            return np.zeros((0, 3 * N_CEP), np.float32)
         feat = delta_rows(self.hist)
         self.hist = self.hist[n:]
-        return posteriors_from_loglik(self.model, senone_loglik(self.model, feat), self.scale)
+        return np.asarray(feat, np.float32)

@@ -15,7 +15,7 @@ The ramp (LOW → 0, HIGH → 1: the shown press passes 0.5 at their midpoint 0.
 from any p/b/m: a threshold sweep (2026-11-30) gave, for the score alone or'd with stage A, Festival kal 2.4 % of
 such frames pressed at 0.40 and every trained voice ≤ 1.6 % at 0.50; 0.45 lies between (docs/lipsync.md).
 Row k of the posterior stream is hop k (its 25.6 ms window starts with the hop) and is final 3 frames later
-(deltas), well inside stage A's 80 ms lookahead: the boost adds no latency.
+(deltas), well inside stage A's 80 ms lookahead: the boost adds no latency. Only the rows asked for are scored.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from avatar_rt.audio.phone_features import ENGINE_NAME as PHONE_ENGINE
-from avatar_rt.audio.phone_posteriors import AcousticModel, PhonePosteriorStream
+from avatar_rt.audio.phone_posteriors import AcousticModel, PhonePosteriorStream, posteriors_from_loglik, senone_loglik
+from avatar_rt.audio.sphinx_mfcc import N_CEP
 from avatar_rt.engines import ENGINES_DIR, MANIFEST_NAME, EngineError, engine_path, load_manifest
 
 LOW, HIGH = 0.30, 0.60  # P(P)+P(B)+P(M) mapped linearly to a press of 0 … 1 (see the module docstring)
@@ -38,9 +39,13 @@ class ClosureBoost:
         if not 0.0 <= low < high:
             raise ValueError(f"closure boost ramp needs 0 <= low < high, got {low}, {high}")
         self.low, self.high = low, high
+        self._model = model
         self._stream = PhonePosteriorStream(model)
         self._columns = [model.phones.index(p) for p in BILABIAL_PHONES]
-        self._score = np.zeros(_RING, np.float32)
+        # Feature rows are kept and scored only when asked for: a video frame shows one hop in 4 (25 fps), and
+        # scoring (5 376 Gaussians × 3 streams a row) is what costs; 4 sessions on 2 cores felt the difference.
+        self._features = np.zeros((_RING, 3 * N_CEP), np.float32)
+        self._score = np.full(_RING, np.nan, np.float32)
         self.reset()
 
     @classmethod
@@ -60,20 +65,26 @@ class ClosureBoost:
 
     def reset(self) -> None:
         self._stream.reset()
-        self.rows = 0  # posterior rows (= hops) scored so far
+        self._score[:] = np.nan
+        self.rows = 0  # feature rows (= hops) final so far
 
     def push(self, audio: np.ndarray) -> None:
-        rows = self._stream.push(np.asarray(audio))
+        rows = self._stream.push_features(np.asarray(audio))
         if len(rows):
-            score = rows[:, self._columns].sum(axis=1)
-            self._score[(self.rows + np.arange(len(rows))) % _RING] = score
+            at = (self.rows + np.arange(len(rows))) % _RING
+            self._features[at] = rows
+            self._score[at] = np.nan
             self.rows += len(rows)
 
     def score(self, hop: int) -> float | None:
         """P(P)+P(B)+P(M) of `hop`, None when its row is not final yet or has left the ring."""
         if hop < 0 or hop >= self.rows or hop < self.rows - _RING:
             return None
-        return float(self._score[hop % _RING])
+        k = hop % _RING
+        if np.isnan(self._score[k]):
+            ll = senone_loglik(self._model, self._features[k:k + 1])
+            self._score[k] = posteriors_from_loglik(self._model, ll)[0, self._columns].sum()
+        return float(self._score[k])
 
     def press(self, hop: int) -> float:
         s = self.score(hop)
