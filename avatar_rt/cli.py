@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="SQLite file for uploaded avatars, their edits, edit history and presets "
                             "(default: $XDG_DATA_HOME/avatar_rt/avatar_rt.sqlite3)")
     add_backend_argument(serve)
+    serve.add_argument("--frame-clock", choices=("free", "audio"), default="free",
+                       help="free: each session's 25 fps clock ticks on its own (default); audio: its phase follows "
+                            "the received audio, so a frame is made as soon as its audio is in (about 25 ms less "
+                            "server latency on a clean path; docs/latency.md), but the returned voice's delay then "
+                            "moves with the clock (up to 30 ms at a time) and co-phased sessions queue together")
     server_flags.add_arguments(serve)
 
     render = sub.add_parser(
@@ -122,6 +127,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"avatar-rt: no such portrait: {args.avatar}", file=sys.stderr)
         return 2
     _open_models(args)
+    from avatar_rt.server import session as session_module  # noqa: PLC0415
+
+    session_module.FRAME_CLOCK = args.frame_clock
     limits, auth, generated = server_flags.from_args(args)
     config = ServerConfig(avatar=args.avatar, fps=args.fps, size=args.size, max_sessions=args.max_sessions,
                           db=args.db, motion=args.motion, behaviour=args.behaviour, limits=limits, auth=auth)

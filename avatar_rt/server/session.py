@@ -42,6 +42,10 @@ MAX_CATCH_UP_S = 1.0
 # How long a tick waits past its time for the packet completing its audio slice (the phase-locked clock aims
 # just behind the arrivals, so it sometimes comes a little early); beyond it the slice underruns as before.
 MAX_AUDIO_WAIT_S = 0.03
+# The frame clock (`avatar-rt serve --frame-clock`): "free" ticks on its own; "audio" phase-locks each session's
+# ticks to its received audio (server/frame_phase.py). "free" is the default: with "audio" the returned voice's
+# delay moves with the clock and the loopback test's lips-vs-voice check failed half the time (2026-11-30).
+FRAME_CLOCK = "free"
 
 
 def build_pipeline(avatar: Avatar, fps: float, store: EditStore | None,
@@ -260,6 +264,9 @@ class Session:
         """The next slice of received audio; waits (until `due` + MAX_AUDIO_WAIT_S at most) for the packet
         that completes it when the phase-locked tick came a little early, then lets the clock's phase learn."""
         jitter = self.jitter
+        if FRAME_CLOCK != "audio":
+            audio, arrival = jitter.pop(need)
+            return audio, arrival, 0.0
         while jitter.short_of(need) and time.monotonic() < due + MAX_AUDIO_WAIT_S:
             self._audio_arrived.clear()
             with contextlib.suppress(asyncio.TimeoutError):
