@@ -6,7 +6,6 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from avatar_rt.bench.server import free_port, spawn_serve  # noqa: F401  (free_port: for the tests)
+
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -53,38 +48,17 @@ def start_server(log_name: str, *extra: str, db: Path | None = None, port: int |
                  env: dict[str, str] | None = None, python: str | None = None) -> RunningServer:
     """`python`: the interpreter to serve with (the adapter tests run in their own venv; the engine in .venv)."""
     ARTIFACTS.mkdir(exist_ok=True)
-    port = port or free_port()
     if db is None:
         db = ARTIFACTS / f"{log_name}.sqlite3"
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
     log_path = ARTIFACTS / log_name
-    log = open(log_path, "w")
     # The suite is one client making hundreds of sessions and edits in minutes: per-client rate limits are off
     # unless a test sets them (test_limits.py does).
     unlimited = [flag for flag in ("--rate-sessions", "--rate-edits", "--rate-uploads") if flag not in extra]
-    proc = subprocess.Popen(
-        [python or sys.executable, "-m", "avatar_rt", "serve", "--port", str(port), "--db", str(db),
-         *(x for flag in unlimited for x in (flag, "0,1")), *extra],
-        stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(url + "/v1/health", timeout=1) as resp:
-                if resp.status == 200:
-                    return RunningServer(url, proc, log_path)
-        except urllib.error.HTTPError as err:
-            if err.code == 401:  # up, and wants a token (test_auth.py)
-                return RunningServer(url, proc, log_path)
-            time.sleep(0.2)
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"server did not become healthy in 60 s:\n{log_path.read_text()}")
+    proc, url = spawn_serve(["--db", str(db), *(x for flag in unlimited for x in (flag, "0,1")), *extra], log_path,
+                            cwd=REPO, env=env, timeout_s=60, python=python, port=port)
+    return RunningServer(url, proc, log_path)
 
 
 def stop_server(server: RunningServer) -> None:

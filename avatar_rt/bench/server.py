@@ -21,34 +21,53 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def spawn_serve(args: list[str], log_path: Path, *, cwd: Path | None = None, env: dict | None = None,
+                timeout_s: float = 120.0, python: str | None = None,
+                port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """`PYTHON -m avatar_rt serve --port PORT ARGS` (this interpreter, a free port by default) with its output in
+    `log_path`, once /v1/health answers 200 (or 401: up, and wants a token); returns the process and its URL. A
+    server that exits or is not healthy within `timeout_s` is a BenchError carrying the end of its log (the process
+    is killed). `python -m` puts the working directory first on sys.path: `cwd` chooses which checkout serves."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(log_path, "w")
+    process = subprocess.Popen([python or sys.executable, "-m", "avatar_rt", "serve", "--port", str(port), *args],
+                               stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+    log.close()  # the child holds its own copy
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"the server exited during startup:\n{Path(log_path).read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url + "/v1/health", timeout=1) as resp:
+                if resp.status == 200:
+                    return process, url
+        except urllib.error.HTTPError as err:
+            if err.code == 401:
+                return process, url
+            time.sleep(0.2)
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise BenchError(f"the server was not healthy after {timeout_s:g} s:\n{Path(log_path).read_text()[-2000:]}")
+
+
 class LocalServer:
     """`avatar-rt serve` in a subprocess on a free port, with a throwaway database."""
 
     def __init__(self, max_sessions: int, extra_args: list[str] | None = None, timeout_s: float = 120.0,
                  cwd: Path | None = None):
         self._dir = tempfile.TemporaryDirectory(prefix="avatar-rt-bench-")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(self._dir.name) / "server.log"
-        cmd = [sys.executable, "-m", "avatar_rt", "serve", "--port", str(self.port),
-               "--db", str(Path(self._dir.name) / "bench.sqlite3"), "--max-sessions", str(max_sessions),
-               *(extra_args or [])]
-        self._log = open(self.log_path, "w")
-        # `python -m` puts the working directory first on sys.path: cwd chooses which checkout serves.
-        self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise BenchError(f"the local server exited during startup:\n{self.log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/v1/health", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        self.close()
-        raise BenchError(f"the local server was not healthy after {timeout_s:g} s")
+        try:
+            self.process, self.url = spawn_serve(
+                ["--db", str(Path(self._dir.name) / "bench.sqlite3"), "--max-sessions", str(max_sessions),
+                 *(extra_args or [])], self.log_path, cwd=cwd, timeout_s=timeout_s)
+        except BenchError:
+            self._dir.cleanup()
+            raise
+        self.port = int(self.url.rsplit(":", 1)[1])
 
     @property
     def pid(self) -> int:
@@ -61,7 +80,6 @@ class LocalServer:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        self._log.close()
         self._dir.cleanup()
 
 
