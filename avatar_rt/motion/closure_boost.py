@@ -20,6 +20,7 @@ Row k of the posterior stream is hop k (its 25.6 ms window starts with the hop) 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,12 @@ from avatar_rt.engines import ENGINES_DIR, MANIFEST_NAME, EngineError, engine_pa
 LOW, HIGH = 0.30, 0.60  # P(P)+P(B)+P(M) mapped linearly to a press of 0 … 1 (see the module docstring)
 BILABIAL_PHONES = ("P", "B", "M")
 _RING = 512  # hops kept (5 s), as stage A's ring
+
+
+@functools.lru_cache(maxsize=4)
+def _shared_model(path: str, mtime_ns: int) -> AcousticModel:
+    """The acoustic model is read-only: every session's boost shares one copy (~4 MB of arrays) per file version."""
+    return AcousticModel.load(Path(path))
 
 
 class ClosureBoost:
@@ -59,7 +66,7 @@ class ClosureBoost:
             return None
         path = engine_path(PHONE_ENGINE, engines_dir)
         try:
-            return cls(AcousticModel.load(path))
+            return cls(_shared_model(str(path), path.stat().st_mtime_ns))
         except (OSError, KeyError, ValueError) as err:
             raise EngineError(f"cannot read the acoustic model {path}: {err}") from err
 
